@@ -1,0 +1,262 @@
+// uthread mutexes and condition variables (parlib/mutex.h).
+//
+// Mutex: the three-state lock word of Drepper's "Futexes Are Tricky"
+// (mutex 2), with the wait queue of uth_sync.h in place of the kernel's:
+//   state_ 0 free, 1 held, 2 held and maybe waited on.
+//   lock:   CAS 0->1; else spin a little; else loop { xchg(2); if it was
+//           0 we own it; else block while state_ == 2 }.
+//   unlock: xchg(0); if it was 2, wake one waiter (it retries with xchg(2),
+//           so the remaining waiters are woken by its unlock in turn).
+// A waiter only blocks when it sees 2 under the queue lock, and an unlocker
+// that saw 2 takes the queue lock after its xchg, so it either finds the
+// waiter queued or the waiter sees the lock free: no lost wakeup.
+//
+// Condition variable: a FIFO of waiters under a spin_pdr lock. The waiter
+// is queued on the condvar and only then, still in the yield callback,
+// releases the mutex, so a signal sent by the next holder of the mutex
+// cannot miss it.
+
+#include <parlib/mutex.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+
+#include "sync/sync_internal.h"
+#include "sync/uth_sync.h"
+
+namespace parlib::detail {
+namespace {
+
+// How many times a would-be owner polls a held mutex before blocking: a
+// holder on another vcore usually lets go within a short critical section,
+// and a poll is far cheaper than a block/wake round trip.
+constexpr int kMutexSpins = 100;
+
+std::atomic_ref<int> state_of(uthread_mutex_t* m) { return std::atomic_ref<int>(m->state_); }
+std::atomic_ref<void*> owner_of(uthread_mutex_t* m) { return std::atomic_ref<void*>(m->owner_); }
+
+int mutex_type(uthread_mutex_t* m) {
+  // relaxed: the type changes only at init/destroy, which must not race
+  // with use.
+  const int t = std::atomic_ref<int>(m->type_).load(std::memory_order_relaxed);
+  return t == UTHREAD_MUTEX_NORMAL || t == UTHREAD_MUTEX_RECURSIVE ||
+                 t == UTHREAD_MUTEX_ERRORCHECK
+             ? t
+             : -1;
+}
+
+bool try_acquire(uthread_mutex_t* m) {
+  int expected = 0;
+  // acquire: pairs with the release xchg in mutex_release. relaxed on
+  // failure: nothing was read that we rely on.
+  return state_of(m).compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                             std::memory_order_relaxed);
+}
+
+bool mutex_must_wait(const BlockRequest* r) {
+  // relaxed: the queue lock orders this against the unlocker's wake.
+  return state_of(static_cast<uthread_mutex_t*>(r->arg)).load(std::memory_order_relaxed) == 2;
+}
+
+// Takes m, blocking the calling uthread while it is held. Uthread context.
+void acquire_blocking(uthread_mutex_t* m) {
+  if (try_acquire(m)) return;
+  for (int i = 0; i < kMutexSpins; ++i) {
+    cpu_relax();
+    // relaxed peek: only a hint before the CAS.
+    if (state_of(m).load(std::memory_order_relaxed) == 0 && try_acquire(m)) return;
+  }
+  // acquire: as try_acquire, when the xchg finds the lock free.
+  while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
+    uth_sync_waiter w;
+    BlockRequest r{&m->qlock_, &m->waiters_, &w};
+    r.must_wait = mutex_must_wait;
+    r.arg = m;
+    block_uthread(&r);
+  }
+}
+
+// Takes m by spinning: for kernel threads that are not uthreads.
+void acquire_spinning(uthread_mutex_t* m) {
+  // xchg(2), not CAS(1): uthreads may be queued, and our unlock must wake
+  // them.
+  while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
+    SpinWait wait;
+    while (state_of(m).load(std::memory_order_relaxed) != 0) wait.once();
+  }
+}
+
+// Releases the lock word and wakes one waiter if there may be any. Any
+// context (the condvar calls it from vcore context).
+void mutex_release(uthread_mutex_t* m) {
+  // release: the critical section happens before the next acquirer's
+  // acquire.
+  if (state_of(m).exchange(0, std::memory_order_release) != 2) return;
+  spin_pdr_lock(&m->qlock_);
+  uth_sync_waiter* w = dequeue(&m->waiters_, 0);
+  spin_pdr_unlock(&m->qlock_);
+  if (w != nullptr) wake(w);
+}
+
+void set_owner(uthread_mutex_t* m, void* self, unsigned count) {
+  // relaxed: only the owner compares owner_ with itself; its own writes
+  // are ordered by program order (and a migration's switch).
+  owner_of(m).store(self, std::memory_order_relaxed);
+  m->count_ = count;
+}
+
+// A mutex_release for the yield callback of a condition wait.
+void cond_release_mutex(void* m) { mutex_release(static_cast<uthread_mutex_t*>(m)); }
+
+bool cond_valid(uthread_cond_t* c) {
+  return c != nullptr && std::atomic_ref<int>(c->valid_).load(std::memory_order_relaxed) == 1;
+}
+
+int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, const struct timespec* abs) {
+  if (!cond_valid(c) || m == nullptr || mutex_type(m) < 0) return EINVAL;
+  if (!can_block()) return EPERM;
+  void* self = self_token();
+  if (state_of(m).load(std::memory_order_relaxed) == 0 ||
+      owner_of(m).load(std::memory_order_relaxed) != self)
+    return EPERM;
+  uth_sync_waiter w;
+  BlockRequest r{&c->qlock_, &c->waiters_, &w};
+  if (abs != nullptr) {
+    if (!timespec_is_valid(*abs)) return EINVAL;
+    r.timed = true;
+    r.deadline_ns = realtime_deadline_to_monotonic_ns(*abs);
+    if (r.deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
+    if (!timed_wait_service_start()) return EAGAIN;
+  }
+  // Give up ownership now; the lock word itself is released by the yield
+  // callback, after we are on the condvar's queue.
+  const unsigned depth = m->count_;
+  set_owner(m, nullptr, 0);
+  r.after_enqueue = cond_release_mutex;
+  r.arg = m;
+  block_uthread(&r);
+  acquire_blocking(m);
+  set_owner(m, self, depth);
+  return w.result;
+}
+
+}  // namespace
+}  // namespace parlib::detail
+
+using namespace parlib::detail;
+
+extern "C" {
+
+PARLIB_API int uthread_mutex_init(uthread_mutex_t* m, int type) {
+  if (m == nullptr || (type != UTHREAD_MUTEX_NORMAL && type != UTHREAD_MUTEX_RECURSIVE &&
+                       type != UTHREAD_MUTEX_ERRORCHECK))
+    return EINVAL;
+  *m = uthread_mutex_t UTHREAD_MUTEX_INITIALIZER;
+  m->type_ = type;
+  return 0;
+}
+
+PARLIB_API int uthread_mutex_lock(uthread_mutex_t* m) {
+  const int type = m != nullptr ? mutex_type(m) : -1;
+  if (type < 0) return EINVAL;
+  void* self = self_token();
+  if (type != UTHREAD_MUTEX_NORMAL && owner_of(m).load(std::memory_order_relaxed) == self) {
+    if (type == UTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    if (m->count_ == UINT_MAX) return EAGAIN;
+    ++m->count_;
+    return 0;
+  }
+  if (!try_acquire(m)) {
+    if (can_block()) acquire_blocking(m);
+    else if (in_vcore_context()) return EPERM;
+    else acquire_spinning(m);
+  }
+  set_owner(m, self, 1);
+  return 0;
+}
+
+PARLIB_API int uthread_mutex_trylock(uthread_mutex_t* m) {
+  const int type = m != nullptr ? mutex_type(m) : -1;
+  if (type < 0) return EINVAL;
+  void* self = self_token();
+  if (type == UTHREAD_MUTEX_RECURSIVE && owner_of(m).load(std::memory_order_relaxed) == self) {
+    if (m->count_ == UINT_MAX) return EAGAIN;
+    ++m->count_;
+    return 0;
+  }
+  if (!try_acquire(m)) return EBUSY;
+  set_owner(m, self, 1);
+  return 0;
+}
+
+PARLIB_API int uthread_mutex_unlock(uthread_mutex_t* m) {
+  const int type = m != nullptr ? mutex_type(m) : -1;
+  if (type < 0) return EINVAL;
+  // relaxed: a free mutex is an error whoever reads it.
+  if (state_of(m).load(std::memory_order_relaxed) == 0) return EPERM;
+  if (type != UTHREAD_MUTEX_NORMAL) {
+    if (owner_of(m).load(std::memory_order_relaxed) != self_token()) return EPERM;
+    if (type == UTHREAD_MUTEX_RECURSIVE && m->count_ > 1) {
+      --m->count_;
+      return 0;
+    }
+  }
+  set_owner(m, nullptr, 0);
+  mutex_release(m);
+  return 0;
+}
+
+PARLIB_API int uthread_mutex_destroy(uthread_mutex_t* m) {
+  if (m == nullptr || mutex_type(m) < 0) return EINVAL;
+  spin_pdr_lock(&m->qlock_);
+  const bool busy = state_of(m).load(std::memory_order_relaxed) != 0 || !queue_empty(&m->waiters_);
+  if (!busy) std::atomic_ref<int>(m->type_).store(-1, std::memory_order_relaxed);
+  spin_pdr_unlock(&m->qlock_);
+  return busy ? EBUSY : 0;
+}
+
+PARLIB_API int uthread_cond_init(uthread_cond_t* c) {
+  if (c == nullptr) return EINVAL;
+  *c = uthread_cond_t UTHREAD_COND_INITIALIZER;
+  return 0;
+}
+
+PARLIB_API int uthread_cond_destroy(uthread_cond_t* c) {
+  if (!cond_valid(c)) return EINVAL;
+  spin_pdr_lock(&c->qlock_);
+  const bool busy = !queue_empty(&c->waiters_);
+  if (!busy) std::atomic_ref<int>(c->valid_).store(0, std::memory_order_relaxed);
+  spin_pdr_unlock(&c->qlock_);
+  return busy ? EBUSY : 0;
+}
+
+PARLIB_API int uthread_cond_wait(uthread_cond_t* c, uthread_mutex_t* m) {
+  return cond_wait_common(c, m, nullptr);
+}
+
+PARLIB_API int uthread_cond_timedwait(uthread_cond_t* c, uthread_mutex_t* m,
+                                      const struct timespec* abs_realtime) {
+  if (abs_realtime == nullptr) return EINVAL;
+  return cond_wait_common(c, m, abs_realtime);
+}
+
+PARLIB_API int uthread_cond_signal(uthread_cond_t* c) {
+  if (!cond_valid(c)) return EINVAL;
+  spin_pdr_lock(&c->qlock_);
+  uth_sync_waiter* w = dequeue(&c->waiters_, 0);
+  spin_pdr_unlock(&c->qlock_);
+  if (w != nullptr) wake(w);
+  return 0;
+}
+
+PARLIB_API int uthread_cond_broadcast(uthread_cond_t* c) {
+  if (!cond_valid(c)) return EINVAL;
+  spin_pdr_lock(&c->qlock_);
+  uth_sync_waiter* list = dequeue_all(&c->waiters_, 0);
+  spin_pdr_unlock(&c->qlock_);
+  wake_all(list);
+  return 0;
+}
+
+}  // extern "C"
