@@ -11,11 +11,14 @@
 #include <parlib/spinlock.h>
 
 #include <gtest/gtest.h>
+#include <parlib/uthread.h>
 
 #include <array>
 #include <cstdint>
 #include <thread>
 #include <vector>
+
+#include "support/fifo_sched.h"
 
 namespace {
 
@@ -126,6 +129,40 @@ TYPED_TEST(LockStressTest, ThreadsHashSharedArrayExactly) {
     const uint32_t first = s.array[0].load();
     for (size_t k = 1; k < kArraySize; ++k) ASSERT_EQ(s.array[k].load(), first) << "entry " << k;
   }
+}
+
+template <typename Lock>
+struct UthreadJob {
+  Shared<Lock>* s;
+  uint32_t tid;
+  int iters;
+};
+
+// The same invariant from uthreads on two vcores (cooperative: a holder is
+// never switched out inside its critical section). For the pdr variants
+// this also checks that every lock/unlock pair leaves the uthread's
+// notification depth balanced (uth_enable_notifs aborts on underflow, and
+// a leaked disable would make the final fifo_join hang the vcore).
+TYPED_TEST(LockStressTest, UthreadsOnTwoVcoresHashSharedArrayExactly) {
+  constexpr int kUthreads = 16, kIters = 4000;
+  parlib_test::fifo_set_target_vcores(2);
+  Shared<TypeParam> s;
+  std::vector<UthreadJob<TypeParam>> jobs;
+  for (int t = 0; t < kUthreads; ++t)
+    jobs.push_back(UthreadJob<TypeParam>{&s, static_cast<uint32_t>(t + 1), kIters});
+  std::vector<parlib_test::TestThread*> threads;
+  for (auto& job : jobs)
+    threads.push_back(parlib_test::fifo_spawn(
+        [](void* arg) {
+          auto* j = static_cast<UthreadJob<TypeParam>*>(arg);
+          worker<TypeParam>(j->s, j->tid, j->iters);
+        },
+        &job));
+  for (auto* t : threads) parlib_test::fifo_join(t);
+  EXPECT_EQ(s.counter.load(), static_cast<uint64_t>(kUthreads) * kIters);
+  EXPECT_EQ(s.torn.load(), 0u);
+  const uint32_t first = s.array[0].load();
+  for (size_t k = 1; k < kArraySize; ++k) ASSERT_EQ(s.array[k].load(), first) << "entry " << k;
 }
 
 TEST(Spinlock, TrylockReportsHeldAndFree) {
