@@ -1,0 +1,50 @@
+# One place that decides the compiler flags of every parlib target.
+
+set(PARLIB_SANITIZER_FLAGS "")
+if(PARLIB_SANITIZE)
+  set(PARLIB_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
+                             -fno-sanitize-recover=undefined)
+endif()
+
+# Does this toolchain's ASan runtime have the fiber-switch annotations?
+include(CheckCXXSourceCompiles)
+if(PARLIB_SANITIZE)
+  set(CMAKE_REQUIRED_FLAGS "-fsanitize=address")
+  set(CMAKE_REQUIRED_LINK_OPTIONS "-fsanitize=address")
+  check_cxx_source_compiles([=[
+    #include <sanitizer/common_interface_defs.h>
+    int main() {
+      void *fake = nullptr; const void *b; size_t s;
+      __sanitizer_start_switch_fiber(&fake, nullptr, 0);
+      __sanitizer_finish_switch_fiber(fake, &b, &s);
+    }]=] PARLIB_HAVE_ASAN_FIBER_API)
+  unset(CMAKE_REQUIRED_FLAGS)
+  unset(CMAKE_REQUIRED_LINK_OPTIONS)
+  if(NOT PARLIB_HAVE_ASAN_FIBER_API)
+    message(FATAL_ERROR "PARLIB_SANITIZE needs __sanitizer_start_switch_fiber")
+  endif()
+endif()
+
+# parlib_apply_flags(<target>): warnings, sanitizers and visibility for a
+# parlib library, test or benchmark target.
+function(parlib_apply_flags target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:C,CXX>:-Wall -Wextra -Wno-missing-field-initializers>
+    ${PARLIB_SANITIZER_FLAGS})
+  target_link_options(${target} PRIVATE ${PARLIB_SANITIZER_FLAGS})
+  if(PARLIB_SANITIZE)
+    target_compile_definitions(${target} PRIVATE PARLIB_ASAN=1)
+  endif()
+endfunction()
+
+# parlib_library_flags(<target>): additionally hide everything that the
+# version script does not export, and keep the library's TLS static so that
+# a uthread's copy of it sits at a fixed offset from its thread pointer.
+function(parlib_library_flags target)
+  parlib_apply_flags(${target})
+  set_target_properties(${target} PROPERTIES
+    C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:C,CXX>:-ftls-model=initial-exec -fno-exceptions>)
+endfunction()

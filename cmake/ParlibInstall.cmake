@@ -1,0 +1,28 @@
+# Installation: headers, libraries, the CMake package and pkg-config files.
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY include/parlib DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/include/upthread")
+  install(DIRECTORY include/upthread DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
+
+install(TARGETS ${PARLIB_INSTALL_TARGETS} EXPORT parlibTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT parlibTargets NAMESPACE parlib::
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/parlib)
+
+configure_package_config_file(cmake/parlibConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/parlibConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/parlib)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/parlibConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlibConfig.cmake
+              ${CMAKE_CURRENT_BINARY_DIR}/parlibConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/parlib)
+
+configure_file(cmake/parlib.pc.in ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
