@@ -1,0 +1,131 @@
+/* Context switch primitives for x86-64 (SysV ABI, ELF).
+ *
+ * A switch is a function call, so only what a call preserves is saved:
+ *
+ *   offset  field   (layout: context.h, checked there by static_assert)
+ *   0       rsp     stack pointer as it will be after our `ret`
+ *   8       rip     where to continue (our return address)
+ *   16..56  rbx rbp r12 r13 r14 r15
+ *   64      mxcsr   SSE control (rounding, exception masks)
+ *   68      fpucw   x87 control word
+ *
+ * Caller-saved registers, flags and the vector registers are dead across a
+ * call and are not saved; an asynchronous interruption (a notification)
+ * saves the full state through the kernel's signal frame instead.
+ * Every entry onto a new stack calls the target, so the callee sees
+ * rsp = 8 (mod 16) exactly as after any call.
+ */
+#include "context.h"
+
+	.text
+
+/* void parlib_ctx_save_and_call(ArchContext *save=rdi, void *new_sp=rsi,
+ *                               void (*fn)(void *)=rdx, void *arg=rcx) */
+	.globl	parlib_ctx_save_and_call
+	.hidden	parlib_ctx_save_and_call
+	.type	parlib_ctx_save_and_call, @function
+	.p2align 4
+parlib_ctx_save_and_call:
+	.cfi_startproc
+	movq	(%rsp), %rax			/* our return address */
+	leaq	8(%rsp), %r8			/* rsp once we have returned */
+	movq	%r8, PARLIB_CTX_RSP(%rdi)
+	movq	%rax, PARLIB_CTX_RIP(%rdi)
+	movq	%rbx, PARLIB_CTX_RBX(%rdi)
+	movq	%rbp, PARLIB_CTX_RBP(%rdi)
+	movq	%r12, PARLIB_CTX_R12(%rdi)
+	movq	%r13, PARLIB_CTX_R13(%rdi)
+	movq	%r14, PARLIB_CTX_R14(%rdi)
+	movq	%r15, PARLIB_CTX_R15(%rdi)
+	stmxcsr	PARLIB_CTX_MXCSR(%rdi)
+	fnstcw	PARLIB_CTX_FPUCW(%rdi)
+	movq	%rsi, %rsp			/* onto the new stack (16-aligned) */
+	movq	%rcx, %rdi			/* fn's argument */
+	xorl	%ebp, %ebp			/* end of the frame chain */
+	callq	*%rdx				/* fn sees rsp = 8 mod 16 */
+	ud2					/* fn must not return */
+	.cfi_endproc
+	.size	parlib_ctx_save_and_call, .-parlib_ctx_save_and_call
+
+/* void parlib_ctx_restore(const ArchContext *ctx=rdi)  -- never returns */
+	.globl	parlib_ctx_restore
+	.hidden	parlib_ctx_restore
+	.type	parlib_ctx_restore, @function
+	.p2align 4
+parlib_ctx_restore:
+	.cfi_startproc
+	movq	PARLIB_CTX_RBX(%rdi), %rbx
+	movq	PARLIB_CTX_RBP(%rdi), %rbp
+	movq	PARLIB_CTX_R12(%rdi), %r12
+	movq	PARLIB_CTX_R13(%rdi), %r13
+	movq	PARLIB_CTX_R14(%rdi), %r14
+	movq	PARLIB_CTX_R15(%rdi), %r15
+	ldmxcsr	PARLIB_CTX_MXCSR(%rdi)
+	fldcw	PARLIB_CTX_FPUCW(%rdi)
+	movq	PARLIB_CTX_RSP(%rdi), %rsp
+	jmpq	*PARLIB_CTX_RIP(%rdi)		/* "return" from the save */
+	.cfi_endproc
+	.size	parlib_ctx_restore, .-parlib_ctx_restore
+
+/* void parlib_ctx_swap(ArchContext *save=rdi, const ArchContext *load=rsi) */
+	.globl	parlib_ctx_swap
+	.hidden	parlib_ctx_swap
+	.type	parlib_ctx_swap, @function
+	.p2align 4
+parlib_ctx_swap:
+	.cfi_startproc
+	movq	(%rsp), %rax
+	leaq	8(%rsp), %r8
+	movq	%r8, PARLIB_CTX_RSP(%rdi)
+	movq	%rax, PARLIB_CTX_RIP(%rdi)
+	movq	%rbx, PARLIB_CTX_RBX(%rdi)
+	movq	%rbp, PARLIB_CTX_RBP(%rdi)
+	movq	%r12, PARLIB_CTX_R12(%rdi)
+	movq	%r13, PARLIB_CTX_R13(%rdi)
+	movq	%r14, PARLIB_CTX_R14(%rdi)
+	movq	%r15, PARLIB_CTX_R15(%rdi)
+	stmxcsr	PARLIB_CTX_MXCSR(%rdi)
+	fnstcw	PARLIB_CTX_FPUCW(%rdi)
+	movq	%rsi, %rdi
+	jmp	parlib_ctx_restore
+	.cfi_endproc
+	.size	parlib_ctx_swap, .-parlib_ctx_swap
+
+/* void parlib_call_on_stack(void *new_sp=rdi, void (*fn)(void *)=rsi,
+ *                           void *arg=rdx)  -- never returns */
+	.globl	parlib_call_on_stack
+	.hidden	parlib_call_on_stack
+	.type	parlib_call_on_stack, @function
+	.p2align 4
+parlib_call_on_stack:
+	.cfi_startproc
+	movq	%rdi, %rsp
+	movq	%rdx, %rdi
+	xorl	%ebp, %ebp
+	callq	*%rsi
+	ud2
+	.cfi_endproc
+	.size	parlib_call_on_stack, .-parlib_call_on_stack
+
+/* parlib_ctx_start: the first instruction of every fresh context. make_context
+ * leaves the entry in rbx, its argument in r12 and rsp 16-aligned, so the
+ * call below gives the entry the alignment of an ordinary call. There is no
+ * caller: the return address is marked undefined so that unwinders and
+ * debuggers stop here. */
+	.globl	parlib_ctx_start
+	.hidden	parlib_ctx_start
+	.type	parlib_ctx_start, @function
+	.p2align 4
+parlib_ctx_start:
+	.cfi_startproc
+	.cfi_undefined rip
+	movq	%r12, %rdi
+	xorl	%ebp, %ebp
+	callq	*%rbx
+	movq	%r12, %rdi
+	callq	parlib_ctx_entry_returned	/* reports and aborts */
+	ud2
+	.cfi_endproc
+	.size	parlib_ctx_start, .-parlib_ctx_start
+
+	.section .note.GNU-stack,"",@progbits

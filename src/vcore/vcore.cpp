@@ -1,0 +1,387 @@
+// Vcores on Linux: one pinned kernel task per vcore, parked on a futex word
+// until the vcore is granted. See docs/design.md ("Vcores").
+#include "vcore/vcore_internal.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "common/raw_log.h"
+#include "vcore/arch/arch.h"
+
+#ifdef PARLIB_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace parlib::detail {
+
+__thread uint32_t tls_vcoreid = 0;
+__thread bool tls_in_vcore_context = false;
+
+bool g_have_wrfsbase = false;
+
+namespace {
+
+#ifdef PARLIB_ASAN
+constexpr size_t kVcoreStackSize = 1 << 20;  // ASan frames are large
+constexpr size_t kTaskStackSize = 1 << 20;
+#else
+constexpr size_t kVcoreStackSize = 256 << 10;
+constexpr size_t kTaskStackSize = 128 << 10;
+#endif
+constexpr size_t kGuardSize = 4096;
+constexpr uint32_t kDefaultIdleSpinUs = 50;
+
+// The one vcore runtime object: built once by vcore_lib_init, never freed
+// (vcore tasks run until the process exits).
+struct VcoreRuntime {
+  int max_vcores = 0;
+  std::atomic<int> num_online{0};
+  // How many vcores the process wants (Akaros' amt_wanted): requests add to
+  // it, a yield takes one off, and a vcore about to sleep comes back if
+  // fewer than this many are online. Keeping the desire separate from the
+  // grants is what makes a request that races with a yield never lost.
+  std::atomic<int> wanted{0};
+  std::atomic<uint32_t> idle_spin_us{kDefaultIdleSpinUs};
+  Vcore *vcores = nullptr;
+  std::atomic<int> tasks_ready{0};
+  std::atomic<bool (*)(uint32_t)> work_probe{nullptr};
+};
+
+VcoreRuntime g_rt;
+std::once_flag g_init_once;
+int g_init_errno = 0;  // 0 once vcore_lib_init succeeded
+
+long futex(std::atomic<uint32_t> *word, int op, uint32_t val) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), op, val, nullptr, nullptr, 0);
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+enum class EnvValue { kUnset, kValid, kInvalid };
+
+// Reads an environment variable holding an integer in [min, max]; a
+// malformed value is reported in one line naming the variable.
+EnvValue env_integer(const char *name, long min, long max, long *out) {
+  const char *s = getenv(name);
+  if (s == nullptr) return EnvValue::kUnset;
+  char *end = nullptr;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+    raw_log("%s=\"%s\" is not an integer in %ld..%ld", name, s, min, max);
+    return EnvValue::kInvalid;
+  }
+  *out = v;
+  return EnvValue::kValid;
+}
+
+void raise_wanted_to(int n) {
+  int w = g_rt.wanted.load(std::memory_order_relaxed);
+  while (w < n && !g_rt.wanted.compare_exchange_weak(w, n, std::memory_order_seq_cst)) {
+  }
+}
+
+bool probe_work(uint32_t id) {
+  auto probe = g_rt.work_probe.load(std::memory_order_acquire);
+  return probe != nullptr && probe(id);
+}
+
+// Should an offline vcore come back at once? Yes if work was sent to it, or
+// if a request is outstanding that no other vcore took.
+bool wanted_back(uint32_t id) {
+  return probe_work(id) ||
+         g_rt.num_online.load(std::memory_order_seq_cst) < g_rt.wanted.load(std::memory_order_seq_cst);
+}
+
+// Waits, on the vcore's own task, until the vcore is granted again. Polls
+// for up to idle_spin_us first (a grant then costs no syscall on either
+// side), then sleeps on the futex word.
+void park_until_online(Vcore &vc, bool spin) {
+  uint64_t spin_ns = spin ? uint64_t{g_rt.idle_spin_us.load(std::memory_order_relaxed)} * 1000 : 0;
+  if (spin_ns != 0) {
+    uint64_t deadline = now_ns() + spin_ns;
+    for (unsigned i = 1;; ++i) {
+      if (vc.state.load(std::memory_order_acquire) == kOnline) return;
+      if (wanted_back(vc.id) && vcore_bring_online(vc.id)) return;
+      cpu_pause();
+      if ((i & 63) == 0 && now_ns() >= deadline) break;
+    }
+  }
+  for (;;) {
+    uint32_t expected = kOffline;
+    // Announce the sleep so that a granter knows to FUTEX_WAKE us; a grant
+    // racing with this CAS makes it fail and we see kOnline.
+    if (!vc.state.compare_exchange_strong(expected, kOfflineSleeping,
+                                          std::memory_order_acq_rel) &&
+        expected == kOnline)
+      return;
+    // Work sent after our last probe found the vcore offline and granted
+    // it; work sent before is caught here (see go_offline).
+    if (wanted_back(vc.id) && vcore_bring_online(vc.id)) return;
+    futex(&vc.state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
+    if (vc.state.load(std::memory_order_acquire) == kOnline) return;
+  }
+}
+
+void vcore_entry_trampoline(void *) {
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  vcore_entry();
+}
+
+// Starts vcore context afresh at the top of the vcore's stack.
+[[noreturn]] void enter_vcore_context(Vcore &vc) {
+#ifdef PARLIB_ASAN
+  __sanitizer_start_switch_fiber(nullptr, vc.stack_bottom, vc.stack_size);
+#endif
+  parlib_call_on_stack(vc.stack_top(), vcore_entry_trampoline, nullptr);
+}
+
+void *vcore_task_main(void *arg) {
+  Vcore &vc = *static_cast<Vcore *>(arg);
+  tls_vcoreid = vc.id;
+  tls_in_vcore_context = true;
+  vc.tcb = read_thread_pointer();
+  install_fault_handler_on_this_task();
+  vc.tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
+  g_rt.tasks_ready.fetch_add(1, std::memory_order_release);
+  park_until_online(vc, /*spin=*/false);
+  enter_vcore_context(vc);
+}
+
+// The CPUs of the affinity mask, in order.
+int affinity_cpus(int *cpus, int max) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+  int n = 0;
+  for (int c = 0; c < CPU_SETSIZE && n < max; ++c)
+    if (CPU_ISSET(c, &set)) cpus[n++] = c;
+  return n;
+}
+
+int start_vcore_task(Vcore &vc) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kTaskStackSize);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(vc.cpu, &set);
+  pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  // The vcore tasks block every signal the runtime does not handle itself
+  // until they run application code; they inherit the mask of the caller.
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, vcore_task_main, &vc);
+  pthread_attr_destroy(&attr);
+  return err;
+}
+
+void init_runtime() {
+  arch_init();
+  static int cpus[CPU_SETSIZE];
+  int ncpus = affinity_cpus(cpus, CPU_SETSIZE);
+  if (ncpus <= 0) {
+    g_init_errno = EINVAL;
+    return;
+  }
+  long want = 0;
+  long spin = kDefaultIdleSpinUs;
+  EnvValue vcores_env = env_integer("PARLIB_VCORES", 1, PARLIB_MAX_VCORES, &want);
+  EnvValue spin_env = env_integer("PARLIB_IDLE_SPIN_US", 0, 10000000, &spin);
+  if (vcores_env == EnvValue::kInvalid || spin_env == EnvValue::kInvalid) {
+    g_init_errno = EINVAL;
+    return;
+  }
+  int max = vcores_env == EnvValue::kValid ? static_cast<int>(want)
+                                           : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
+  g_rt.idle_spin_us.store(static_cast<uint32_t>(spin), std::memory_order_relaxed);
+
+  void *mem = aligned_alloc(alignof(Vcore), sizeof(Vcore) * static_cast<size_t>(max));
+  if (mem == nullptr) {
+    g_init_errno = ENOMEM;
+    return;
+  }
+  Vcore *vcores = static_cast<Vcore *>(mem);
+  for (int i = 0; i < max; ++i) {
+    Vcore *vc = new (&vcores[i]) Vcore;
+    vc->id = static_cast<uint32_t>(i);
+    vc->cpu = cpus[i % ncpus];  // oversubscribed vcores wrap around the CPUs
+    vc->stack_size = kVcoreStackSize;
+    vc->stack_bottom = stack_map(kVcoreStackSize, kGuardSize);
+    if (vc->stack_bottom == nullptr) {
+      g_init_errno = ENOMEM;
+      return;
+    }
+  }
+  g_rt.vcores = vcores;
+  g_rt.max_vcores = max;
+  install_fault_handler_on_this_task();
+  for (int i = 0; i < max; ++i) {
+    int err = start_vcore_task(vcores[i]);
+    if (err != 0) {
+      raw_log("cannot start the kernel task of vcore %d: %s", i, strerror(err));
+      g_init_errno = err == EAGAIN ? EAGAIN : ENOMEM;
+      return;
+    }
+  }
+  // Wait until every task has published its tid and TCB, so that events and
+  // signals can be aimed at any vcore from now on.
+  while (g_rt.tasks_ready.load(std::memory_order_acquire) < max) sched_yield();
+}
+
+}  // namespace
+
+void arch_init() {
+#ifndef HWCAP2_FSGSBASE
+#define HWCAP2_FSGSBASE (1 << 1)
+#endif
+  const char *force = getenv("PARLIB_NO_WRFSBASE");
+  bool forbidden = force != nullptr && strcmp(force, "0") != 0;
+  g_have_wrfsbase = !forbidden && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+}
+
+Vcore &vcore_of(uint32_t id) { return g_rt.vcores[id]; }
+Vcore &this_vcore() { return g_rt.vcores[tls_vcoreid]; }
+
+bool vcore_bring_online(uint32_t id) {
+  Vcore &vc = g_rt.vcores[id];
+  uint32_t s = vc.state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s == kOnline) return false;
+    // acq_rel: the grant publishes whatever the granter set up for the vcore
+    // (handoff, queued work) to its task, which reads state with acquire.
+    if (vc.state.compare_exchange_weak(s, kOnline, std::memory_order_acq_rel)) break;
+  }
+  int online = g_rt.num_online.fetch_add(1, std::memory_order_seq_cst) + 1;
+  raise_wanted_to(online);
+  if (s == kOfflineSleeping) futex(&vc.state, FUTEX_WAKE_PRIVATE, 1);
+  return true;
+}
+
+void grant_wanted() {
+  for (int i = 0; i < g_rt.max_vcores; ++i) {
+    if (g_rt.num_online.load(std::memory_order_seq_cst) >=
+        g_rt.wanted.load(std::memory_order_seq_cst))
+      return;
+    vcore_bring_online(static_cast<uint32_t>(i));
+  }
+}
+
+void set_vcore_work_probe(bool (*probe)(uint32_t)) {
+  g_rt.work_probe.store(probe, std::memory_order_release);
+}
+
+ptrdiff_t tls_offset_of(const void *tls_var) {
+  return static_cast<const char *>(tls_var) - static_cast<const char *>(read_thread_pointer());
+}
+
+}  // namespace parlib::detail
+
+using namespace parlib::detail;
+
+extern "C" {
+
+int vcore_lib_init(void) {
+  std::call_once(g_init_once, init_runtime);
+  if (g_init_errno != 0) {
+    errno = g_init_errno;
+    return -1;
+  }
+  return 0;
+}
+
+int max_vcores(void) { return vcore_lib_init() == 0 ? g_rt.max_vcores : 0; }
+
+int num_vcores(void) { return g_rt.num_online.load(std::memory_order_relaxed); }
+
+uint32_t vcore_id(void) { return tls_vcoreid; }
+
+bool in_vcore_context(void) { return tls_in_vcore_context; }
+
+bool vcore_is_online(uint32_t vcoreid) {
+  if (g_rt.vcores == nullptr || vcoreid >= static_cast<uint32_t>(g_rt.max_vcores)) return false;
+  return g_rt.vcores[vcoreid].state.load(std::memory_order_relaxed) == kOnline;
+}
+
+void vcore_set_idle_spin_us(uint32_t usec) {
+  g_rt.idle_spin_us.store(usec, std::memory_order_relaxed);
+}
+
+int vcore_request(int nr_new_vcores) {
+  if (vcore_lib_init() != 0) return -1;
+  if (nr_new_vcores < 0 || nr_new_vcores > g_rt.max_vcores) {
+    errno = EINVAL;
+    return -1;
+  }
+  int w = g_rt.wanted.load(std::memory_order_relaxed);
+  int target;
+  do {
+    target = w + nr_new_vcores > g_rt.max_vcores ? g_rt.max_vcores : w + nr_new_vcores;
+  } while (!g_rt.wanted.compare_exchange_weak(w, target, std::memory_order_seq_cst));
+  grant_wanted();
+  return 0;
+}
+
+int vcore_request_total(int nr_vcores) {
+  if (vcore_lib_init() != 0) return -1;
+  if (nr_vcores < 0 || nr_vcores > g_rt.max_vcores) {
+    errno = EINVAL;
+    return -1;
+  }
+  raise_wanted_to(nr_vcores);
+  grant_wanted();
+  return 0;
+}
+
+void vcore_yield(void) {
+  PARLIB_CHECK(tls_in_vcore_context, "vcore_yield outside vcore context");
+  Vcore &vc = this_vcore();
+  int w = g_rt.wanted.load(std::memory_order_relaxed);
+  while (w > 0 && !g_rt.wanted.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) {
+  }
+  g_rt.num_online.fetch_sub(1, std::memory_order_seq_cst);
+  // Going offline, then looking for work, all seq_cst: a sender or
+  // requester does the opposite (publishes work or desire, then looks for an
+  // offline vcore), so one of the two always sees the other and nothing
+  // sent or requested is left behind a sleeping vcore.
+  vc.state.store(kOffline, std::memory_order_seq_cst);
+  if (!(wanted_back(vc.id) && vcore_bring_online(vc.id))) park_until_online(vc, /*spin=*/true);
+  enter_vcore_context(vc);
+}
+
+void vcore_reenter(void (*entry)(void)) {
+  PARLIB_CHECK(tls_in_vcore_context, "vcore_reenter outside vcore context");
+  PARLIB_CHECK(entry != nullptr, "vcore_reenter(NULL)");
+  Vcore &vc = this_vcore();
+#ifdef PARLIB_ASAN
+  __sanitizer_start_switch_fiber(nullptr, vc.stack_bottom, vc.stack_size);
+#endif
+  parlib_call_on_stack(
+      vc.stack_top(),
+      [](void *fn) {
+#ifdef PARLIB_ASAN
+        __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+        reinterpret_cast<void (*)(void)>(fn)();
+        raw_fatal("the entry passed to vcore_reenter returned");
+      },
+      reinterpret_cast<void *>(entry));
+}
+
+}  // extern "C"

@@ -1,0 +1,90 @@
+// The vcore layer's internal interface, used by the layers above it.
+#ifndef PARLIB_VCORE_VCORE_INTERNAL_H
+#define PARLIB_VCORE_VCORE_INTERNAL_H
+
+#include <parlib/vcore.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+struct uthread;
+
+namespace parlib::detail {
+
+// A vcore's life, one word so that every transition is a single atomic
+// step (see vcore.cpp: the only transitions are the CASes in bring_online,
+// the store in go_offline and the CAS to kOfflineSleeping in park).
+enum VcoreState : uint32_t {
+  kOffline = 0,          // not granted; its task polls for a grant
+  kOfflineSleeping = 1,  // not granted; its task sleeps on the futex word
+  kOnline = 2,           // granted: it runs vcore context or a uthread
+};
+
+struct alignas(64) Vcore {
+  std::atomic<uint32_t> state{kOffline};  // VcoreState, also the futex word
+  uint32_t id = 0;
+  int cpu = -1;                 // CPU it is pinned to
+  std::atomic<pid_t> tid{0};    // its kernel task (0 until the task runs)
+  void *tcb = nullptr;          // vcore context's TLS: the task's own TCB
+  void *stack_bottom = nullptr; // vcore context's stack
+  size_t stack_size = 0;
+  // Set before bringing the vcore online to have vcore_entry resume this
+  // uthread at once (uthread_lib_init hands thread0 over this way).
+  std::atomic<struct uthread *> handoff{nullptr};
+  // A notification arrived while notifications were disabled; delivered
+  // when they are enabled again (event layer).
+  std::atomic<bool> notif_pending{false};
+
+  void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
+};
+
+// The vcore the caller runs on (vcore or uthread context).
+Vcore &this_vcore();
+Vcore &vcore_of(uint32_t id);
+
+// Makes vcore id run vcore_entry() soon: grants it if it is offline.
+// Returns true if this call granted it. Any context, any thread.
+bool vcore_bring_online(uint32_t id);
+
+// The event layer registers a probe so that a vcore about to sleep notices
+// work that was sent to it concurrently (and so is never lost).
+void set_vcore_work_probe(bool (*probe)(uint32_t vcoreid));
+
+// Offset of a variable of this library's static TLS from the thread
+// pointer: the same in every TCB, so another thread's copy is at tcb+offset.
+ptrdiff_t tls_offset_of(const void *tls_var);
+template <typename T>
+T &tls_var_in(void *tcb, ptrdiff_t offset) {
+  return *reinterpret_cast<T *>(static_cast<char *>(tcb) + offset);
+}
+
+// This library's per-TLS-block state. In a vcore's TCB it describes the
+// vcore; every uthread TCB has its own copy, which run_uthread() keeps up to
+// date (vcore id) so that vcore_id() works in uthread context.
+extern __thread uint32_t tls_vcoreid;
+extern __thread bool tls_in_vcore_context;
+
+// Stacks: mmap'd with a guard region below; see stack.cpp.
+void *stack_map(size_t size, size_t guard);
+void stack_unmap(void *bottom, size_t size, size_t guard);
+// Gives the calling kernel task an alternate signal stack so that a stack
+// overflow can be reported (and installs the fault handler once).
+void install_fault_handler_on_this_task();
+// The uthread layer tells the fault handler how to name the faulting
+// context's stack: returns false if it cannot describe it.
+struct StackDescription {
+  const void *bottom;
+  size_t size;
+  const void *uthread;
+  const char *name;
+};
+void set_stack_describer(bool (*describe)(StackDescription *out));
+
+// Architecture set-up (thread-pointer access method), done once.
+void arch_init();
+
+}  // namespace parlib::detail
+
+#endif  // PARLIB_VCORE_VCORE_INTERNAL_H
