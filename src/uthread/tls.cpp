@@ -1,0 +1,240 @@
+// Per-uthread TLS. glibc lays out static TLS for x86-64 as "TLS blocks below
+// the thread pointer, tcbhead_t (the start of struct pthread) at it". We let
+// glibc build each block (_dl_allocate_tls: it knows every module's offset,
+// init image and the DTV format) and fill in the tcbhead_t fields that glibc
+// itself sets only in threads it creates. The assumptions, all checked at
+// init or by tests, are listed in docs/design.md.
+#include "uthread/tls.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common/raw_log.h"
+#include "vcore/arch/arch.h"
+
+namespace parlib::detail::tls {
+namespace {
+
+// tcbhead_t offsets (glibc sysdeps/x86_64/nptl/tls.h, stable since 2.12).
+constexpr size_t kTcbSelfTcb = 0x00;         // void *tcb: points to itself
+constexpr size_t kTcbSelf = 0x10;            // struct pthread *self
+constexpr size_t kTcbMultipleThreads = 0x18; // int multiple_threads
+constexpr size_t kTcbStackGuard = 0x28;      // -fstack-protector canary
+constexpr size_t kTcbPointerGuard = 0x30;    // PTR_MANGLE key (setjmp, atexit)
+constexpr size_t kTcbFeature1 = 0x48;        // CET feature bits
+
+using AllocateTlsFn = void *(*)(void *);
+using DeallocateTlsFn = void (*)(void *, bool);
+using CallTlsDtorsFn = void (*)();
+
+AllocateTlsFn g_allocate_tls = nullptr;
+DeallocateTlsFn g_deallocate_tls = nullptr;
+CallTlsDtorsFn g_call_tls_dtors = nullptr;
+
+uintptr_t g_stack_guard = 0;
+uintptr_t g_pointer_guard = 0;
+uint32_t g_feature_1 = 0;
+
+// glibc's own static TLS block (libc.so.6): position relative to the thread
+// pointer and size; errno lives in it.
+ptrdiff_t g_libc_offset = 0;
+size_t g_libc_size = 0;
+ptrdiff_t g_errno_offset = 0;
+
+// rseq: glibc reads the CPU number from the registered rseq area at
+// __rseq_offset from the thread pointer. Only a kernel task's own area is
+// registered, so a uthread TCB marks its copy "not registered" and
+// sched_getcpu() falls back to the getcpu system call.
+ptrdiff_t g_rseq_cpu_id_offset = 0;
+ptrdiff_t g_rseq_area_offset = 0;
+unsigned g_rseq_size = 0;
+bool g_have_rseq = false;
+constexpr long kRseqSignature = 0x53053053;  // glibc's RSEQ_SIG on x86
+constexpr long kRseqFlagUnregister = 1;
+
+struct SanitizerModule {
+  ptrdiff_t offset;
+  size_t size;
+};
+SanitizerModule g_sanitizer_modules[4];
+int g_num_sanitizer_modules = 0;
+
+// The sanitizer runtimes also find their per-thread state through a
+// pthread key (pthread_getspecific reads struct pthread's first-level key
+// array in the TCB). Those keys' slots are copied like the TLS modules.
+constexpr int kFirstLevelKeys = 32;
+constexpr size_t kKeySlotSize = 16;  // struct pthread_key_data { seq; data; }
+ptrdiff_t g_key_slots_offset = -1;
+int g_sanitizer_keys[kFirstLevelKeys];
+int g_num_sanitizer_keys = 0;
+
+#ifdef PARLIB_ASAN
+// Finds the first-level key array by setting a key to a marker and looking
+// for the marker in our own struct pthread.
+void find_sanitizer_keys() {
+  pthread_key_t probe;
+  if (pthread_key_create(&probe, nullptr) != 0) return;
+  static char marker;
+  pthread_setspecific(probe, &marker);
+  char *tp = static_cast<char *>(read_thread_pointer());
+  for (size_t off = 0; off < 4096; off += sizeof(void *)) {
+    if (*reinterpret_cast<void **>(tp + off) == &marker && probe < kFirstLevelKeys) {
+      g_key_slots_offset = static_cast<ptrdiff_t>(off) - 8 - ptrdiff_t{kKeySlotSize} * probe;
+      break;
+    }
+  }
+  for (pthread_key_t k = 0; k < kFirstLevelKeys; ++k)
+    if (k != probe && pthread_getspecific(k) != nullptr) g_sanitizer_keys[g_num_sanitizer_keys++] = static_cast<int>(k);
+  pthread_setspecific(probe, nullptr);
+  pthread_key_delete(probe);
+  if (g_key_slots_offset < 0) raw_log("cannot find glibc's pthread key array; ASan may misreport");
+}
+#endif
+
+// Saved libc blocks of released TCBs, handed to new ones (see release()).
+std::mutex g_libc_pool_lock;
+struct LibcState {
+  LibcState *next;
+  // followed by g_libc_size bytes
+};
+LibcState *g_libc_pool = nullptr;
+
+template <typename T>
+T &at(void *tcb, ptrdiff_t offset) {
+  return *reinterpret_cast<T *>(static_cast<char *>(tcb) + offset);
+}
+
+template <typename Fn>
+Fn resolve(const char *name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+}
+
+bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int find_tls_modules(dl_phdr_info *info, size_t, void *) {
+  if (info->dlpi_tls_data == nullptr || info->dlpi_name == nullptr) return 0;
+  size_t memsz = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_TLS) memsz = info->dlpi_phdr[i].p_memsz;
+  ptrdiff_t offset = static_cast<char *>(info->dlpi_tls_data) -
+                     static_cast<char *>(read_thread_pointer());
+  const char *name = info->dlpi_name;
+  if (strstr(name, "/libc.so.") != nullptr || ends_with(name, "libc.so.6")) {
+    g_libc_offset = offset;
+    g_libc_size = memsz;
+  }
+  if ((strstr(name, "libasan") != nullptr || strstr(name, "libubsan") != nullptr ||
+       strstr(name, "clang_rt") != nullptr) &&
+      g_num_sanitizer_modules < 4) {
+    g_sanitizer_modules[g_num_sanitizer_modules++] = SanitizerModule{offset, memsz};
+  }
+  return 0;
+}
+
+}  // namespace
+
+void init() {
+  g_allocate_tls = resolve<AllocateTlsFn>("_dl_allocate_tls");
+  g_deallocate_tls = resolve<DeallocateTlsFn>("_dl_deallocate_tls");
+  g_call_tls_dtors = resolve<CallTlsDtorsFn>("__call_tls_dtors");
+  if (g_allocate_tls == nullptr || g_deallocate_tls == nullptr || g_call_tls_dtors == nullptr)
+    raw_fatal("this C library lacks _dl_allocate_tls/_dl_deallocate_tls/__call_tls_dtors; "
+              "parlib needs glibc for per-uthread TLS");
+  void *tp = read_thread_pointer();
+  g_stack_guard = at<uintptr_t>(tp, kTcbStackGuard);
+  g_pointer_guard = at<uintptr_t>(tp, kTcbPointerGuard);
+  g_feature_1 = at<uint32_t>(tp, kTcbFeature1);
+  PARLIB_CHECK(at<void *>(tp, kTcbSelfTcb) == tp, "unexpected TCB layout");
+  g_errno_offset = reinterpret_cast<char *>(&errno) - static_cast<char *>(tp);
+  dl_iterate_phdr(find_tls_modules, nullptr);
+#ifdef PARLIB_ASAN
+  find_sanitizer_keys();
+#endif
+  auto *rseq_offset = resolve<const ptrdiff_t *>("__rseq_offset");
+  auto *rseq_size = resolve<const unsigned *>("__rseq_size");
+  if (rseq_offset != nullptr && rseq_size != nullptr && *rseq_size != 0) {
+    g_have_rseq = true;
+    g_rseq_area_offset = *rseq_offset;
+    g_rseq_size = *rseq_size;
+    g_rseq_cpu_id_offset = *rseq_offset + 4;  // struct rseq { u32 cpu_id_start; u32 cpu_id; ...}
+  }
+}
+
+void *allocate() {
+  void *tcb = g_allocate_tls(nullptr);
+  if (tcb == nullptr) raw_fatal("out of memory allocating a uthread TLS block");
+  at<void *>(tcb, kTcbSelfTcb) = tcb;
+  at<void *>(tcb, kTcbSelf) = tcb;
+  // The process has several kernel tasks (the vcores), so glibc must take
+  // its locks: mark the TCB the way pthread_create marks a new thread's.
+  at<int>(tcb, kTcbMultipleThreads) = 1;
+  at<uintptr_t>(tcb, kTcbStackGuard) = g_stack_guard;
+  at<uintptr_t>(tcb, kTcbPointerGuard) = g_pointer_guard;
+  at<uint32_t>(tcb, kTcbFeature1) = g_feature_1;
+  if (g_have_rseq) at<int32_t>(tcb, g_rseq_cpu_id_offset) = -2;  // RSEQ_CPU_ID_REGISTRATION_FAILED
+
+  LibcState *saved = nullptr;
+  if (g_libc_size != 0) {
+    std::lock_guard<std::mutex> guard(g_libc_pool_lock);
+    saved = g_libc_pool;
+    if (saved != nullptr) g_libc_pool = saved->next;
+  }
+  if (saved != nullptr) {
+    memcpy(static_cast<char *>(tcb) + g_libc_offset, saved + 1, g_libc_size);
+    free(saved);
+    at<int>(tcb, g_errno_offset) = 0;
+  }
+  return tcb;
+}
+
+void release(void *tcb, bool keep_libc_state) {
+  if (keep_libc_state && g_libc_size != 0) {
+    auto *saved = static_cast<LibcState *>(malloc(sizeof(LibcState) + g_libc_size));
+    if (saved != nullptr) {
+      memcpy(saved + 1, static_cast<char *>(tcb) + g_libc_offset, g_libc_size);
+      std::lock_guard<std::mutex> guard(g_libc_pool_lock);
+      saved->next = g_libc_pool;
+      g_libc_pool = saved;
+    }
+  }
+  g_deallocate_tls(tcb, true);
+}
+
+void detach_from_kernel_task(void *tcb) {
+  if (!g_have_rseq) return;
+  long area = reinterpret_cast<long>(static_cast<char *>(tcb) + g_rseq_area_offset);
+  // The kernel wants the length the area was registered with: glibc before
+  // 2.40 registered 32 bytes whatever __rseq_size says.
+  for (long len : {long{g_rseq_size}, 32L}) {
+    if (raw_syscall4(SYS_rseq, area, len, kRseqFlagUnregister, kRseqSignature) == 0) break;
+  }
+  at<int32_t>(tcb, g_rseq_cpu_id_offset) = -2;  // RSEQ_CPU_ID_REGISTRATION_FAILED
+}
+
+void run_thread_local_destructors() { g_call_tls_dtors(); }
+
+void sync_sanitizer_tls(void *from_tcb, void *to_tcb) {
+  for (int i = 0; i < g_num_sanitizer_modules; ++i) {
+    const SanitizerModule &m = g_sanitizer_modules[i];
+    memcpy(static_cast<char *>(to_tcb) + m.offset, static_cast<char *>(from_tcb) + m.offset,
+           m.size);
+  }
+  if (g_key_slots_offset < 0) return;
+  for (int i = 0; i < g_num_sanitizer_keys; ++i) {
+    ptrdiff_t off = g_key_slots_offset + ptrdiff_t{kKeySlotSize} * g_sanitizer_keys[i];
+    memcpy(static_cast<char *>(to_tcb) + off, static_cast<char *>(from_tcb) + off, kKeySlotSize);
+  }
+}
+
+}  // namespace parlib::detail::tls

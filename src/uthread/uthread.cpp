@@ -1,0 +1,404 @@
+// Uthreads: creation, the switch into and out of vcore context, and the
+// calls into the 2LS. See docs/design.md ("Uthreads", "Context switch").
+//
+// A yield from uthread A to uthread B goes A -> vcore context -> B: two
+// register switches and two FS-base writes, because vcore context runs on
+// the vcore's own TLS (where the 2LS keeps its per-vcore state) and that
+// TLS differs from A's and B's. Everything else on the path is plain loads
+// and stores; see bench/ctxswitch for the measured cost.
+#include <linux/futex.h>
+#include <locale.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "common/raw_log.h"
+#include "uthread/tls.h"
+#include "uthread/uthread_internal.h"
+#include "vcore/vcore_internal.h"
+
+#ifdef PARLIB_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+extern "C" {
+PARLIB_API struct schedule_ops *sched_ops = nullptr;
+PARLIB_API __thread struct uthread *current_uthread = nullptr;
+void destroy_dtls(void);
+}
+
+namespace parlib::detail {
+
+void (*g_handle_events_hook)() = nullptr;
+void (*g_notif_pending_hook)() = nullptr;
+
+namespace {
+
+constexpr size_t kMinUthreadStack = 16 << 10;
+
+std::atomic<bool> g_uthread_lib_started{false};
+
+// Offsets of this library's TLS variables from the thread pointer, used to
+// set them in a uthread's TCB before it runs.
+ptrdiff_t g_off_current_uthread = 0;
+ptrdiff_t g_off_vcoreid = 0;
+
+// The main kernel task parks on this stack once thread0 has moved to a
+// vcore; it never runs application code again.
+#ifdef PARLIB_ASAN
+constexpr size_t kParkStackSize = 256 << 10;
+#else
+constexpr size_t kParkStackSize = 32 << 10;
+#endif
+alignas(64) char g_park_stack[kParkStackSize];
+
+struct YieldRequest {
+  struct uthread *uth;
+  void (*func)(struct uthread *, void *);
+  void *arg;
+  bool saved;
+};
+
+const char *state_name(uint32_t s) {
+  switch (s) {
+    case kUthCreated: return "created";
+    case kUthRunning: return "running";
+    case kUthStopped: return "stopped";
+    case kUthRunnable: return "runnable";
+    case kUthBlocked: return "blocked";
+    case kUthExited: return "exited";
+  }
+  return "corrupt";
+}
+
+const char *name_of(struct uthread *uth) { return uth->name_ != nullptr ? uth->name_ : "unnamed"; }
+
+bool describe_current_stack(StackDescription *out) {
+  if (tls_in_vcore_context) return false;
+  struct uthread *uth = current_uthread;
+  if (uth == nullptr || uth->stack_bottom_ == nullptr) return false;
+  *out = StackDescription{uth->stack_bottom_, uth->stack_size_, uth, name_of(uth)};
+  return true;
+}
+
+void init_uthread_layer() {
+  tls::init();
+  g_off_current_uthread = tls_offset_of(&current_uthread);
+  g_off_vcoreid = tls_offset_of(&tls_vcoreid);
+  set_stack_describer(describe_current_stack);
+}
+
+// Blocks in the kernel forever without touching TLS (not even errno: the
+// parked main task shares its TCB with thread0).
+[[noreturn]] void sleep_forever_raw() {
+  static uint32_t never = 0;
+  for (;;)
+    raw_syscall4(SYS_futex, reinterpret_cast<long>(&never), FUTEX_WAIT_PRIVATE, 0, 0);
+}
+
+// Runs on the park stack of the main kernel task: hands thread0 (saved just
+// before) to a vcore and parks the task for good.
+[[noreturn]] void hand_over_thread0(void *arg) {
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  auto *thread0 = static_cast<struct uthread *>(arg);
+  // This task keeps thread0's TCB loaded while thread0 runs elsewhere, so it
+  // must never run a signal handler again.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  tls::detach_from_kernel_task(thread0->tls_);
+  uth_state(thread0).store(kUthStopped, std::memory_order_release);
+  for (uint32_t id = 0;; id = (id + 1) % static_cast<uint32_t>(max_vcores())) {
+    Vcore &vc = vcore_of(id);
+    vc.handoff.store(thread0, std::memory_order_release);
+    if (vcore_bring_online(id)) break;
+    // Already online: take the handoff back unless its vcore_entry got it.
+    if (vc.handoff.exchange(nullptr, std::memory_order_acq_rel) == nullptr) break;
+  }
+  sleep_forever_raw();
+}
+
+[[noreturn]] void switch_to_uthread(Vcore &vc, struct uthread *uth) {
+#ifdef PARLIB_ASAN
+  tls::sync_sanitizer_tls(vc.tcb, uth->tls_);
+  __sanitizer_start_switch_fiber(nullptr, uth->stack_bottom_, uth->stack_size_);
+#else
+  (void)vc;
+#endif
+  write_thread_pointer(uth->tls_);
+  parlib_ctx_restore(arch_ctx(uth));
+}
+
+// The second half of a yield, in vcore context proper: the FS base already
+// points at the vcore's TLS. Kept out of line so that no TLS address
+// computed under the uthread's FS base is reused here.
+[[noreturn]] __attribute__((noinline)) void finish_yield(YieldRequest req) {
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  current_uthread = nullptr;
+  uth_state(req.uth).store(req.saved ? kUthStopped : kUthExited, std::memory_order_release);
+  // From here on req.uth may be made runnable and run on another vcore: this
+  // vcore must not touch it after the callback.
+  if (req.func != nullptr)
+    req.func(req.uth, req.arg);
+  else
+    uthread_paused(req.uth);
+  vcore_entry();
+}
+
+// First half of a yield, on the vcore's stack but still on the uthread's TLS.
+__attribute__((noinline)) void yield_on_vcore_stack(void *p) {
+  // Copy the request: once the callback publishes the uthread, its stack
+  // (where *p lives) may be running again on another vcore.
+  YieldRequest req = *static_cast<YieldRequest *>(p);
+  Vcore &vc = this_vcore();
+#ifdef PARLIB_ASAN
+  tls::sync_sanitizer_tls(req.uth->tls_, vc.tcb);
+#endif
+  write_thread_pointer(vc.tcb);
+  finish_yield(req);
+}
+
+void uthread_start(void *arg) {
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  auto *uth = static_cast<struct uthread *>(arg);
+  uth->entry_();
+  raw_fatal("uthread %p (%s): its entry function returned; a 2LS exits a uthread with "
+            "uthread_yield(false, ...)",
+            static_cast<void *>(uth), name_of(uth));
+}
+
+// Moves uth from one of the states in allowed (a bit mask of 1 << state) to
+// next; aborts naming the call and the state when uth is in another.
+void transition(struct uthread *uth, uint32_t allowed, uint32_t next, const char *what) {
+  std::atomic_ref<uint32_t> state = uth_state(uth);
+  uint32_t s = state.load(std::memory_order_acquire);
+  do {
+    if (s > kUthExited || !(allowed & (1u << s)))
+      raw_fatal("%s: uthread %p (%s) is %s", what, static_cast<void *>(uth), name_of(uth),
+                state_name(s));
+  } while (!state.compare_exchange_weak(s, next, std::memory_order_acq_rel));
+}
+
+}  // namespace
+}  // namespace parlib::detail
+
+using namespace parlib::detail;
+
+extern "C" {
+
+void uthread_lib_init(struct uthread *thread0) {
+  PARLIB_CHECK(thread0 != nullptr, "uthread_lib_init(NULL)");
+  PARLIB_CHECK(sched_ops != nullptr, "set sched_ops before calling uthread_lib_init");
+  PARLIB_CHECK(!in_vcore_context(), "uthread_lib_init from vcore context");
+  bool expected = false;
+  PARLIB_CHECK(g_uthread_lib_started.compare_exchange_strong(expected, true),
+               "uthread_lib_init called twice");
+  if (vcore_lib_init() != 0) raw_fatal("vcore_lib_init failed: %s", strerror(errno));
+  init_uthread_layer();
+
+  memset(thread0, 0, sizeof *thread0);
+  thread0->tls_ = read_thread_pointer();
+  thread0->flags_ = kUthFlagThread0;
+  thread0->name_ = "thread0";
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &thread0->stack_bottom_, &thread0->stack_size_);
+    pthread_attr_destroy(&attr);
+  }
+  current_uthread = thread0;  // main's TLS is thread0's from now on
+  uth_state(thread0).store(kUthRunning, std::memory_order_relaxed);
+  thread0->notif_disabled_depth_ = 1;
+#ifdef PARLIB_ASAN
+  __sanitizer_start_switch_fiber(&thread0->asan_fake_stack_, g_park_stack, kParkStackSize);
+#endif
+  parlib_ctx_save_and_call(arch_ctx(thread0), g_park_stack + kParkStackSize, hand_over_thread0,
+                           thread0);
+  // Here thread0 runs on a vcore.
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(thread0->asan_fake_stack_, nullptr, nullptr);
+#endif
+  thread0->notif_disabled_depth_ = 0;
+}
+
+void uthread_init(struct uthread *uth) {
+  PARLIB_CHECK(uth != nullptr, "uthread_init(NULL)");
+  PARLIB_CHECK(g_uthread_lib_started.load(std::memory_order_acquire),
+               "uthread_init before uthread_lib_init");
+  memset(uth, 0, sizeof *uth);
+  uth->tls_ = tls::allocate();
+  uth->tls_owned_ = 1;
+  tls_var_in<struct uthread *>(uth->tls_, g_off_current_uthread) = uth;
+  uth_state(uth).store(kUthCreated, std::memory_order_release);
+}
+
+void init_uthread_ctx(struct uthread *uth, void (*entry)(void), void *stack_bottom,
+                      size_t stack_size) {
+  PARLIB_CHECK(uth != nullptr && entry != nullptr, "init_uthread_ctx: NULL uthread or entry");
+  PARLIB_CHECK(stack_bottom != nullptr && stack_size >= kMinUthreadStack,
+               "init_uthread_ctx: stack %p of %zu bytes (need at least %zu)", stack_bottom,
+               stack_size, kMinUthreadStack);
+  uint32_t s = uth_state(uth).load(std::memory_order_acquire);
+  PARLIB_CHECK(s != kUthRunning, "init_uthread_ctx on a running uthread");
+  uth->stack_bottom_ = stack_bottom;
+  uth->stack_size_ = stack_size;
+  uth->entry_ = entry;
+  make_context(arch_ctx(uth), stack_bottom, stack_size, uthread_start, uth);
+}
+
+void uthread_cleanup(struct uthread *uth) {
+  PARLIB_CHECK(uth != nullptr, "uthread_cleanup(NULL)");
+  uint32_t s = uth_state(uth).load(std::memory_order_acquire);
+  PARLIB_CHECK(s != kUthRunning, "uthread_cleanup: uthread %p (%s) is running",
+               static_cast<void *>(uth), name_of(uth));
+  if (uth->tls_owned_ && uth->tls_ != nullptr)
+    tls::release(uth->tls_, (uth->flags_ & kUthFlagRanDestructors) != 0);
+  uth->tls_ = nullptr;
+  uth->tls_owned_ = 0;
+}
+
+void run_uthread(struct uthread *uth) {
+  PARLIB_CHECK(tls_in_vcore_context, "run_uthread outside vcore context");
+  PARLIB_CHECK(uth != nullptr, "run_uthread(NULL)");
+  transition(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
+             kUthRunning, "run_uthread");
+  Vcore &vc = this_vcore();
+  current_uthread = uth;
+  tls_var_in<uint32_t>(uth->tls_, g_off_vcoreid) = vc.id;
+  switch_to_uthread(vc, uth);
+}
+
+void run_current_uthread(void) {
+  PARLIB_CHECK(tls_in_vcore_context, "run_current_uthread outside vcore context");
+  struct uthread *uth = current_uthread;
+  PARLIB_CHECK(uth != nullptr, "run_current_uthread: no current uthread");
+  run_uthread(uth);
+}
+
+void vcore_entry(void) {
+  PARLIB_CHECK(tls_in_vcore_context, "vcore_entry outside vcore context");
+  Vcore &vc = this_vcore();
+  if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel))
+    current_uthread = handed;
+  if (g_handle_events_hook != nullptr) g_handle_events_hook();
+  if (current_uthread != nullptr) run_current_uthread();
+  PARLIB_CHECK(sched_ops != nullptr && sched_ops->sched_entry != nullptr,
+               "vcore %u started without a scheduler (sched_ops)", vc.id);
+  sched_ops->sched_entry();
+  vcore_yield();
+  __builtin_unreachable();
+}
+
+void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *),
+                   void *yield_arg) {
+  PARLIB_CHECK(!tls_in_vcore_context, "uthread_yield from vcore context");
+  struct uthread *uth = current_uthread;
+  PARLIB_CHECK(uth != nullptr, "uthread_yield outside a uthread");
+  // No notification may interrupt the switch; run_uthread's resume path
+  // brings the depth back.
+  uth->notif_disabled_depth_++;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  Vcore &vc = this_vcore();
+  YieldRequest req{uth, yield_func, yield_arg, save_state};
+#ifdef PARLIB_ASAN
+  __sanitizer_start_switch_fiber(save_state ? &uth->asan_fake_stack_ : nullptr, vc.stack_bottom,
+                                 vc.stack_size);
+#endif
+  if (!save_state) parlib_call_on_stack(vc.stack_top(), yield_on_vcore_stack, &req);
+  parlib_ctx_save_and_call(arch_ctx(uth), vc.stack_top(), yield_on_vcore_stack, &req);
+  // Resumed by run_uthread, perhaps on another vcore.
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
+#endif
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (--uth->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
+      this_vcore().notif_pending.load(std::memory_order_relaxed))
+    g_notif_pending_hook();
+}
+
+void uthread_has_blocked(struct uthread *uth, int flags) {
+  PARLIB_CHECK(uth != nullptr, "uthread_has_blocked(NULL)");
+  // A waker may already have made uth runnable (the 2LS published it before
+  // calling us); then the state stays as the waker left it.
+  uint32_t s = kUthStopped;
+  uth_state(uth).compare_exchange_strong(s, kUthBlocked, std::memory_order_acq_rel);
+  PARLIB_CHECK(s != kUthRunning || uth != current_uthread || tls_in_vcore_context,
+               "uthread_has_blocked on the calling uthread");
+  if (sched_ops->thread_has_blocked != nullptr) sched_ops->thread_has_blocked(uth, flags);
+}
+
+void uthread_paused(struct uthread *uth) {
+  PARLIB_CHECK(uth != nullptr, "uthread_paused(NULL)");
+  transition(uth, 1u << kUthStopped | 1u << kUthCreated, kUthRunnable, "uthread_paused");
+  sched_ops->thread_paused(uth);
+}
+
+void uthread_runnable(struct uthread *uth) {
+  PARLIB_CHECK(uth != nullptr, "uthread_runnable(NULL)");
+  transition(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthBlocked, kUthRunnable,
+             "uthread_runnable (double wakeup?)");
+  sched_ops->thread_runnable(uth);
+}
+
+void uth_disable_notifs(void) {
+  if (tls_in_vcore_context) return;
+  struct uthread *uth = current_uthread;
+  if (uth == nullptr) return;  // a plain pthread: there are no notifications to hold off
+  uth->notif_disabled_depth_++;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+void uth_enable_notifs(void) {
+  if (tls_in_vcore_context) return;
+  struct uthread *uth = current_uthread;
+  if (uth == nullptr) return;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  PARLIB_CHECK(uth->notif_disabled_depth_ > 0, "uth_enable_notifs without uth_disable_notifs");
+  if (--uth->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
+      this_vcore().notif_pending.load(std::memory_order_relaxed))
+    g_notif_pending_hook();
+}
+
+void uthread_run_destructors(void) {
+  PARLIB_CHECK(!tls_in_vcore_context, "uthread_run_destructors from vcore context");
+  struct uthread *uth = current_uthread;
+  PARLIB_CHECK(uth != nullptr, "uthread_run_destructors outside a uthread");
+  tls::run_thread_local_destructors();
+  destroy_dtls();
+  // The TCB's libc state may be handed to a later uthread (tls.cpp): leave
+  // no per-thread locale behind.
+  uselocale(LC_GLOBAL_LOCALE);
+  uth->flags_ |= kUthFlagRanDestructors;
+}
+
+void uthread_set_name(struct uthread *uth, const char *name) {
+  if (uth != nullptr) uth->name_ = name;
+}
+
+struct uthread *uthread_self(void) {
+  return tls_in_vcore_context ? nullptr : current_uthread;
+}
+
+void *uthread_stack_alloc(size_t stack_size, size_t guard_size) {
+  if (stack_size < kMinUthreadStack) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return stack_map(stack_size, guard_size);
+}
+
+void uthread_stack_free(void *stack_bottom, size_t stack_size, size_t guard_size) {
+  stack_unmap(stack_bottom, stack_size, guard_size);
+}
+
+}  // extern "C"
