@@ -1,0 +1,153 @@
+#include "support/fifo_sched.h"
+
+#include <parlib/vcore.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace parlib_test {
+namespace {
+
+// The run queue. Its lock is taken with notifications disabled, because
+// thread_runnable runs in uthread context too (a wakeup from a uthread).
+std::atomic_flag g_lock = ATOMIC_FLAG_INIT;
+TestThread *g_head = nullptr;
+TestThread *g_tail = nullptr;
+std::atomic<int> g_target{1};
+std::atomic<uint64_t> g_switches{0};
+TestThread g_thread0;
+
+void lock() {
+  uth_disable_notifs();
+  while (g_lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+}
+void unlock() {
+  g_lock.clear(std::memory_order_release);
+  uth_enable_notifs();
+}
+
+TestThread *of(struct uthread *uth) { return reinterpret_cast<TestThread *>(uth); }
+
+void push(TestThread *t) {
+  t->next = nullptr;
+  lock();
+  if (g_tail != nullptr)
+    g_tail->next = t;
+  else
+    g_head = t;
+  g_tail = t;
+  unlock();
+}
+
+TestThread *pop() {
+  lock();
+  TestThread *t = g_head;
+  if (t != nullptr) {
+    g_head = t->next;
+    if (g_head == nullptr) g_tail = nullptr;
+  }
+  unlock();
+  return t;
+}
+
+void sched_entry() {
+  if (TestThread *t = pop()) {
+    g_switches.fetch_add(1, std::memory_order_relaxed);
+    t->last_vcore.store(vcore_id(), std::memory_order_relaxed);
+    run_uthread(&t->uth);
+  }
+  vcore_yield();
+}
+
+void thread_runnable(struct uthread *uth) {
+  push(of(uth));
+  // A waker outside the vcores (a timer thread) always asks: its request
+  // cannot be lost to a vcore that is yielding right now (see vcore.h).
+  bool on_vcore = in_vcore_context() || uthread_self() != nullptr;
+  if (!on_vcore || num_vcores() < g_target.load(std::memory_order_relaxed)) vcore_request(1);
+}
+
+void thread_paused(struct uthread *uth) { push(of(uth)); }
+
+void thread_blockon_sysc(struct uthread *, void *) {}
+void thread_has_blocked(struct uthread *, int) {}
+
+void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
+  fprintf(stderr, "fifo_sched: uthread %p faulted: signal %d code %d addr %p\n",
+          static_cast<void *>(uth), signo, code, addr);
+  abort();
+}
+
+struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
+                             thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
+                             nullptr};
+
+void thread_main() {
+  TestThread *self = of(uthread_self());
+  self->fn(self->arg);
+  uthread_run_destructors();
+  uthread_yield(
+      false,
+      [](struct uthread *uth, void *) {
+        uintptr_t joiner = of(uth)->join_state.exchange(1, std::memory_order_acq_rel);
+        if (joiner > 1) uthread_runnable(reinterpret_cast<struct uthread *>(joiner));
+      },
+      nullptr);
+}
+
+}  // namespace
+
+void fifo_init(int target_vcores) {
+  sched_ops = &g_ops;
+  fifo_set_target_vcores(target_vcores);
+  uthread_lib_init(&g_thread0.uth);
+}
+
+void fifo_set_target_vcores(int n) {
+  if (n < 1) n = 1;
+  if (n > max_vcores()) n = max_vcores();
+  g_target.store(n, std::memory_order_relaxed);
+}
+
+int fifo_target_vcores() { return g_target.load(std::memory_order_relaxed); }
+
+TestThread *fifo_spawn(void (*fn)(void *), void *arg, size_t stack_size, const char *name) {
+  auto *t = new TestThread;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack_size = stack_size;
+  t->stack = uthread_stack_alloc(stack_size, 4096);
+  if (t->stack == nullptr) {
+    perror("fifo_spawn: uthread_stack_alloc");
+    abort();
+  }
+  uthread_init(&t->uth);
+  uthread_set_name(&t->uth, name);
+  init_uthread_ctx(&t->uth, thread_main, t->stack, stack_size);
+  uthread_runnable(&t->uth);
+  return t;
+}
+
+void fifo_join(TestThread *t) {
+  if (t->join_state.load(std::memory_order_acquire) != 1) {
+    uthread_yield(
+        true,
+        [](struct uthread *joiner, void *arg) {
+          auto *target = static_cast<TestThread *>(arg);
+          uintptr_t expected = 0;
+          if (!target->join_state.compare_exchange_strong(
+                  expected, reinterpret_cast<uintptr_t>(joiner), std::memory_order_acq_rel))
+            uthread_runnable(joiner);  // it exited meanwhile
+        },
+        t);
+  }
+  uthread_cleanup(&t->uth);
+  uthread_stack_free(t->stack, t->stack_size, 4096);
+  delete t;
+}
+
+void fifo_yield() { uthread_yield(true, nullptr, nullptr); }
+
+uint64_t fifo_switches() { return g_switches.load(std::memory_order_relaxed); }
+
+}  // namespace parlib_test
