@@ -1,0 +1,558 @@
+// The alarm service (<parlib/alarm.h>): every started alarm fires exactly
+// once, never early, in vcore context on the vcore that started it, and in
+// deadline order per vcore; stop_alarm/reset_alarm_abs racing with expiry
+// keep the exactly-once accounting of dissertation 2.4.2; periodic
+// re-arming, the unix-time setter and misuse.
+//
+// Callbacks run in vcore context: they only record into memory allocated
+// beforehand (no gtest assertions, no allocation); the test thread checks
+// the records afterwards.
+#include <gtest/gtest.h>
+#include <parlib/alarm.h>
+#include <parlib/uthread.h>
+#include <parlib/vcore.h>
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "support/fifo_sched.h"
+
+using namespace parlib_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint32_t kNoVcore = 0xffffffffu;
+
+uint64_t mono_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+uint64_t mono_us() { return mono_ns() / 1000u; }
+uint64_t real_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Spins (yielding the uthread) until pred() holds or the limit passes, so a
+// lost alarm fails the test instead of hanging it.
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const uint64_t end = mono_ns() + static_cast<uint64_t>(limit.count()) * 1000000u;
+  while (!pred()) {
+    if (mono_ns() > end) return pred();
+    fifo_yield();
+  }
+  return true;
+}
+
+// Keeps running (yielding) for d, so that a double fire has time to show.
+void settle(std::chrono::milliseconds d) {
+  const uint64_t end = mono_ns() + static_cast<uint64_t>(d.count()) * 1000000u;
+  while (mono_ns() < end) fifo_yield();
+}
+
+// Busy-waits without yielding until CLOCK_MONOTONIC reaches t_ns.
+void spin_until_ns(uint64_t t_ns) {
+  while (mono_ns() < t_ns) __builtin_ia32_pause();
+}
+
+// What one alarm's callback saw. Written in vcore context.
+struct Record {
+  struct alarm_waiter w;
+  uint64_t deadline_us = 0;            // what the test set
+  uint32_t start_vcore = kNoVcore;     // vcore_id() at start_alarm
+  std::atomic<uint32_t> fired{0};
+  uint32_t fire_vcore = kNoVcore;
+  uint64_t fire_ns = 0;                // CLOCK_MONOTONIC at the callback
+  uint64_t fire_real_ns = 0;           // CLOCK_REALTIME at the callback
+  bool fire_in_vcore_ctx = false;
+};
+
+void record_cb(struct alarm_waiter *w) {
+  auto *r = static_cast<Record *>(w->data);
+  r->fire_ns = mono_ns();
+  r->fire_real_ns = real_ns();
+  r->fire_vcore = vcore_id();
+  r->fire_in_vcore_ctx = in_vcore_context();
+  // release: the fields above are visible to whoever sees the count.
+  r->fired.fetch_add(1, std::memory_order_release);
+}
+
+void init_record(Record *r) {
+  init_waiter(&r->w, record_cb);
+  r->w.data = r;
+}
+
+// Starts r's waiter and notes the vcore it was started on (notifications
+// disabled, so that the uthread cannot migrate in between).
+void start_noting_vcore(Record *r) {
+  uth_disable_notifs();
+  r->start_vcore = vcore_id();
+  start_alarm(&r->w);
+  uth_enable_notifs();
+}
+
+// ------------------------------------------------------------ many alarms
+
+constexpr int kManyAlarms = 10000;
+constexpr int kVcores = 2;
+
+struct ManyState {
+  std::vector<Record> recs = std::vector<Record>(kManyAlarms);
+  // Per-vcore fire order, pre-sized: written in vcore context.
+  std::vector<int> order[kVcores];
+  std::atomic<int> order_len[kVcores] = {};
+  std::atomic<int> total{0};
+  std::atomic<int> bad_vcore{0};
+};
+ManyState *g_many = nullptr;
+
+void many_cb(struct alarm_waiter *w) {
+  record_cb(w);
+  auto *r = static_cast<Record *>(w->data);
+  uint32_t vc = vcore_id();
+  if (vc >= static_cast<uint32_t>(kVcores)) {
+    g_many->bad_vcore.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    int slot = g_many->order_len[vc].fetch_add(1, std::memory_order_relaxed);
+    if (slot < kManyAlarms) g_many->order[vc][slot] = static_cast<int>(r - g_many->recs.data());
+  }
+  // release: publishes the order slot and the record.
+  g_many->total.fetch_add(1, std::memory_order_release);
+}
+
+TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
+  if (max_vcores() < kVcores) GTEST_SKIP() << "needs " << kVcores << " vcores (PARLIB_VCORES)";
+  auto st = std::make_unique<ManyState>();
+  g_many = st.get();
+  for (auto &o : st->order) o.assign(kManyAlarms, -1);
+
+  // Deadlines in [base, base + 200 ms); base leaves time to start them all
+  // first, so that per-vcore callback order must equal deadline order.
+  const uint64_t base = mono_us() + 150000;
+  std::mt19937_64 rng(12345);
+  for (auto &r : st->recs) {
+    init_waiter(&r.w, many_cb);
+    r.w.data = &r;
+    r.deadline_us = base + rng() % 200000;
+    set_waiter_abs(&r.w, r.deadline_us);
+  }
+
+  struct Half {
+    Record *first;
+    int n;
+    uint64_t done_us;
+  } halves[2] = {{&st->recs[0], kManyAlarms / 2, 0},
+                 {&st->recs[kManyAlarms / 2], kManyAlarms - kManyAlarms / 2, 0}};
+  TestThread *t[2];
+  for (int i = 0; i < 2; i++) {
+    t[i] = fifo_spawn(
+        [](void *p) {
+          auto *h = static_cast<Half *>(p);
+          for (int k = 0; k < h->n; k++) {
+            start_noting_vcore(&h->first[k]);
+            if (k % 250 == 249) fifo_yield();  // mix the starters over the vcores
+          }
+          h->done_us = mono_us();
+        },
+        &halves[i]);
+  }
+  for (auto *th : t) fifo_join(th);
+  ASSERT_LT(std::max(halves[0].done_us, halves[1].done_us), base)
+      << "starting the alarms took longer than the margin before the first deadline";
+
+  ASSERT_TRUE(wait_until([&] { return st->total.load(std::memory_order_acquire) >= kManyAlarms; },
+                         20s))
+      << "only " << st->total.load() << " of " << kManyAlarms << " alarms fired";
+  settle(50ms);
+  EXPECT_EQ(st->total.load(std::memory_order_acquire), kManyAlarms);
+  EXPECT_EQ(st->bad_vcore.load(), 0);
+
+  int started_on[kVcores] = {};
+  int wrong_count = 0, early = 0, wrong_vcore = 0, not_vcore_ctx = 0;
+  for (auto &r : st->recs) {
+    if (r.fired.load(std::memory_order_acquire) != 1) wrong_count++;
+    if (r.fire_ns < r.deadline_us * 1000u) early++;
+    if (r.fire_vcore != r.start_vcore) wrong_vcore++;
+    if (!r.fire_in_vcore_ctx) not_vcore_ctx++;
+    if (r.start_vcore < static_cast<uint32_t>(kVcores)) started_on[r.start_vcore]++;
+  }
+  EXPECT_EQ(wrong_count, 0) << "alarms that did not fire exactly once";
+  EXPECT_EQ(early, 0) << "alarms that fired before their deadline";
+  EXPECT_EQ(wrong_vcore, 0) << "alarms that fired on another vcore than their starter's";
+  EXPECT_EQ(not_vcore_ctx, 0) << "callbacks that did not run in vcore context";
+  EXPECT_GT(started_on[0], 0);
+  EXPECT_GT(started_on[1], 0) << "the test needs starters on both vcores";
+
+  for (int vc = 0; vc < kVcores; vc++) {
+    int len = st->order_len[vc].load(std::memory_order_acquire);
+    EXPECT_EQ(len, started_on[vc]) << "vcore " << vc;
+    int inversions = 0;
+    for (int i = 1; i < std::min(len, kManyAlarms); i++) {
+      const Record &prev = st->recs[st->order[vc][i - 1]];
+      const Record &cur = st->recs[st->order[vc][i]];
+      if (cur.deadline_us < prev.deadline_us) inversions++;
+    }
+    EXPECT_EQ(inversions, 0) << "callbacks out of deadline order on vcore " << vc;
+  }
+  g_many = nullptr;
+}
+
+// Half of many pending alarms are stopped before they are due: exactly the
+// others fire (heap removal from arbitrary positions).
+TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
+  constexpr int kN = 4000;
+  std::vector<Record> recs(kN);
+  const uint64_t base = mono_us() + 50000;
+  std::mt19937_64 rng(777);
+  for (auto &r : recs) {
+    init_record(&r);
+    r.deadline_us = base + rng() % 50000;
+    set_waiter_abs(&r.w, r.deadline_us);
+    start_alarm(&r.w);
+  }
+  std::vector<bool> stopped(kN, false);
+  int stops = 0;
+  for (int i = 0; i < kN; i++) {
+    if (rng() % 2 == 0) {
+      stopped[i] = true;
+      EXPECT_TRUE(stop_alarm(&recs[i].w)) << "alarm " << i << " was pending";
+      stops++;
+    }
+  }
+  ASSERT_LT(mono_us(), base) << "stopping took longer than the margin";
+  for (int i = 0; i < kN; i++) {
+    if (stopped[i]) {
+      EXPECT_FALSE(stop_alarm(&recs[i].w)) << "a second stop finds nothing";
+    }
+  }
+  ASSERT_TRUE(wait_until([&] {
+    int n = 0;
+    for (auto &r : recs) n += static_cast<int>(r.fired.load(std::memory_order_acquire));
+    return n >= kN - stops;
+  }));
+  settle(30ms);
+  for (int i = 0; i < kN; i++) {
+    EXPECT_EQ(recs[i].fired.load(), stopped[i] ? 0u : 1u) << "alarm " << i;
+    if (!stopped[i]) {
+      EXPECT_GE(recs[i].fire_ns, recs[i].deadline_us * 1000u);
+    }
+  }
+}
+
+// ------------------------------------------------------- races with expiry
+
+constexpr int kRaceRounds = 1000;  // per worker; two workers
+
+struct RaceWorker {
+  Record rec;
+  int trues = 0;
+  int falses = 0;
+  int lost = 0;        // rounds where a promised callback did not come
+  int extra = 0;       // callbacks beyond the promised ones
+  int early = 0;
+  uint32_t seed = 0;
+};
+
+// Each round: an alarm ~50 us ahead, stop_alarm around its expiry (jitter
+// 0..100 us). stop_alarm false promises one callback; true promises none.
+void stop_race_worker(void *p) {
+  auto *wk = static_cast<RaceWorker *>(p);
+  std::minstd_rand rng(wk->seed);
+  for (int round = 0; round < kRaceRounds; round++) {
+    set_waiter_rel(&wk->rec.w, 50);
+    const uint64_t started = mono_ns();
+    start_noting_vcore(&wk->rec);
+    spin_until_ns(started + (rng() % 100) * 1000u);
+    if (stop_alarm(&wk->rec.w)) {
+      wk->trues++;
+    } else {
+      wk->falses++;
+      const uint32_t want = static_cast<uint32_t>(wk->falses);
+      if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
+        wk->lost++;
+        return;
+      }
+    }
+    if (wk->rec.fired.load(std::memory_order_acquire) > static_cast<uint32_t>(wk->falses))
+      wk->extra++;
+  }
+}
+
+TEST(Alarm, StopRacingWithExpiryNeverDoubleFiresNorLosesOne) {
+  if (max_vcores() < 2) GTEST_SKIP() << "needs 2 vcores (PARLIB_VCORES)";
+  RaceWorker wk[2];
+  TestThread *t[2];
+  for (int i = 0; i < 2; i++) {
+    init_record(&wk[i].rec);
+    wk[i].seed = 1000 + i;
+    t[i] = fifo_spawn(stop_race_worker, &wk[i]);
+  }
+  for (auto *th : t) fifo_join(th);
+  settle(30ms);
+  for (auto &w : wk) {
+    EXPECT_EQ(w.lost, 0) << "stop_alarm returned false but the callback never ran";
+    EXPECT_EQ(w.extra, 0) << "a callback ran after stop_alarm returned true";
+    EXPECT_EQ(w.trues + w.falses, kRaceRounds);
+    EXPECT_EQ(w.rec.fired.load(), static_cast<uint32_t>(w.falses))
+        << "callbacks must equal stop_alarm's false returns";
+    // Both outcomes must have been exercised, or the test proves nothing.
+    EXPECT_GT(w.trues, 0);
+    EXPECT_GT(w.falses, 0);
+  }
+}
+
+// Each round: an alarm ~50 us ahead, reset_alarm_abs to 50 us later around
+// its expiry. Either way exactly one callback; with true it must not come
+// before the new deadline.
+void reset_race_worker(void *p) {
+  auto *wk = static_cast<RaceWorker *>(p);
+  std::minstd_rand rng(wk->seed);
+  for (int round = 0; round < kRaceRounds; round++) {
+    set_waiter_rel(&wk->rec.w, 50);
+    const uint64_t started = mono_ns();
+    start_noting_vcore(&wk->rec);
+    spin_until_ns(started + (rng() % 100) * 1000u);
+    const uint64_t new_deadline = mono_us() + 50;
+    const bool moved = reset_alarm_abs(&wk->rec.w, new_deadline);
+    moved ? wk->trues++ : wk->falses++;
+    const uint32_t want = static_cast<uint32_t>(round + 1);
+    if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
+      wk->lost++;
+      return;
+    }
+    if (moved && wk->rec.fire_ns < new_deadline * 1000u) wk->early++;
+  }
+}
+
+TEST(Alarm, ResetRacingWithExpiryFiresExactlyOnceAtTheTimeItSays) {
+  if (max_vcores() < 2) GTEST_SKIP() << "needs 2 vcores (PARLIB_VCORES)";
+  RaceWorker wk[2];
+  TestThread *t[2];
+  for (int i = 0; i < 2; i++) {
+    init_record(&wk[i].rec);
+    wk[i].seed = 2000 + i;
+    t[i] = fifo_spawn(reset_race_worker, &wk[i]);
+  }
+  for (auto *th : t) fifo_join(th);
+  settle(30ms);
+  for (auto &w : wk) {
+    EXPECT_EQ(w.lost, 0) << "a reset alarm never fired";
+    EXPECT_EQ(w.early, 0) << "reset_alarm_abs returned true but the alarm fired before the new time";
+    EXPECT_EQ(w.rec.fired.load(), static_cast<uint32_t>(kRaceRounds)) << "one callback per round";
+    EXPECT_GT(w.trues, 0);
+    EXPECT_GT(w.falses, 0);
+  }
+}
+
+// ------------------------------------------------------ deterministic cases
+
+TEST(Alarm, ResetPendingFiresAtTheNewTimeOnly) {
+  Record r;
+  init_record(&r);
+  const uint64_t old_deadline = mono_us() + 5000000;  // 5 s: must not be used
+  set_waiter_abs(&r.w, old_deadline);
+  start_alarm(&r.w);
+  const uint64_t new_deadline = mono_us() + 2000;
+  EXPECT_TRUE(reset_alarm_abs(&r.w, new_deadline));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_GE(r.fire_ns, new_deadline * 1000u);
+  EXPECT_LT(r.fire_ns, old_deadline * 1000u);
+  // Fired and idle: a reset now is the "old time" outcome and re-arms nothing.
+  EXPECT_FALSE(reset_alarm_abs(&r.w, mono_us() + 1000));
+  EXPECT_FALSE(stop_alarm(&r.w));
+  settle(20ms);
+  EXPECT_EQ(r.fired.load(), 1u);
+}
+
+TEST(Alarm, ResetToLaterAndEarlierKeepsOneCallback) {
+  Record r;
+  init_record(&r);
+  set_waiter_rel(&r.w, 3000);
+  start_alarm(&r.w);
+  EXPECT_TRUE(reset_alarm_abs(&r.w, mono_us() + 20000));  // later
+  const uint64_t final_deadline = mono_us() + 5000;
+  EXPECT_TRUE(reset_alarm_abs(&r.w, final_deadline));     // earlier again
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_GE(r.fire_ns, final_deadline * 1000u);
+  settle(30ms);
+  EXPECT_EQ(r.fired.load(), 1u);
+}
+
+// While its event is in flight (the alarm expired, but its vcore runs a
+// uthread with notifications disabled), stop and reset return false, and
+// the callback runs once notifications are enabled again.
+TEST(Alarm, StopAndResetOfAFiringAlarmReturnFalseAndItFiresOnce) {
+  Record r;
+  init_record(&r);
+  uth_disable_notifs();
+  set_waiter_rel(&r.w, 100);
+  start_noting_vcore(&r);
+  // Ample time for the service thread to pop it and send the event.
+  spin_until_ns(mono_ns() + 100000000u);
+  const bool stopped = stop_alarm(&r.w);
+  const bool reset = reset_alarm_abs(&r.w, mono_us() + 1000);
+  const uint32_t fired_while_disabled = r.fired.load();
+  start_alarm(&r.w);  // firing: ignored with a message
+  uth_enable_notifs();
+  EXPECT_FALSE(stopped);
+  EXPECT_FALSE(reset);
+  EXPECT_EQ(fired_while_disabled, 0u) << "the callback ran on a vcore with notifications disabled";
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_EQ(r.fire_vcore, r.start_vcore);
+  settle(20ms);
+  EXPECT_EQ(r.fired.load(), 1u);
+}
+
+// A callback that re-arms its own waiter: exact period bookkeeping.
+struct Periodic {
+  struct alarm_waiter w;
+  static constexpr int kTicks = 10;
+  static constexpr int64_t kPeriodUs = 2000;
+  uint64_t first_deadline_us = 0;
+  uint64_t fire_ns[kTicks] = {};
+  std::atomic<int> ticks{0};
+  std::atomic<int> overflow{0};
+};
+
+void periodic_cb(struct alarm_waiter *w) {
+  auto *p = static_cast<Periodic *>(w->data);
+  int n = p->ticks.load(std::memory_order_relaxed);
+  if (n >= Periodic::kTicks) {
+    p->overflow.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  p->fire_ns[n] = mono_ns();
+  if (n + 1 < Periodic::kTicks) {
+    set_waiter_inc(w, Periodic::kPeriodUs);
+    start_alarm(w);
+  }
+  p->ticks.store(n + 1, std::memory_order_release);
+}
+
+TEST(Alarm, PeriodicCallbackReArmsItsOwnWaiter) {
+  Periodic p;
+  init_waiter(&p.w, periodic_cb);
+  p.w.data = &p;
+  p.first_deadline_us = mono_us() + 2000;
+  set_waiter_abs(&p.w, p.first_deadline_us);
+  start_alarm(&p.w);
+  ASSERT_TRUE(wait_until([&] { return p.ticks.load(std::memory_order_acquire) == Periodic::kTicks; },
+                         5s));
+  settle(20ms);
+  EXPECT_EQ(p.ticks.load(), Periodic::kTicks);
+  EXPECT_EQ(p.overflow.load(), 0);
+  EXPECT_FALSE(stop_alarm(&p.w)) << "the last tick did not re-arm";
+  for (int k = 0; k < Periodic::kTicks; k++) {
+    const uint64_t due_us = p.first_deadline_us + static_cast<uint64_t>(k * Periodic::kPeriodUs);
+    EXPECT_GE(p.fire_ns[k], due_us * 1000u) << "tick " << k << " early";
+  }
+}
+
+TEST(Alarm, UnixTimeDeadlineIsConvertedAndNeverEarly) {
+  Record r;
+  init_record(&r);
+  const uint64_t abs_unix_us = real_ns() / 1000u + 5000;
+  const uint64_t mono_before = mono_ns();
+  set_waiter_abs_unix(&r.w, abs_unix_us);
+  start_alarm(&r.w);
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_GE(r.fire_real_ns, abs_unix_us * 1000u);
+  EXPECT_GE(r.fire_ns - mono_before, 4900000u) << "fired well before 5 ms had passed";
+
+  // A unix time in the past fires promptly.
+  Record past;
+  init_record(&past);
+  set_waiter_abs_unix(&past.w, real_ns() / 1000u - 1000000);
+  start_alarm(&past.w);
+  EXPECT_TRUE(wait_until([&] { return past.fired.load() == 1; }, 2s));
+}
+
+TEST(Alarm, IncrementSaturatesAndPastDeadlinesFireAtOnce) {
+  Record r;
+  init_record(&r);
+  set_waiter_abs(&r.w, 100);
+  set_waiter_inc(&r.w, INT64_MIN);  // saturates at 0 (UBSan checks the arithmetic)
+  start_alarm(&r.w);
+  EXPECT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+
+  Record far;
+  init_record(&far);
+  set_waiter_abs(&far.w, UINT64_MAX - 5);
+  set_waiter_inc(&far.w, INT64_MAX);  // saturates at UINT64_MAX
+  start_alarm(&far.w);
+  settle(5ms);
+  EXPECT_TRUE(stop_alarm(&far.w));
+  EXPECT_EQ(far.fired.load(), 0u);
+}
+
+// A thread that is not a vcore starts alarms for vcore 0.
+TEST(Alarm, StartedFromAPlainThreadFiresOnVcoreZero) {
+  Record r;
+  init_record(&r);
+  std::thread th([&] {
+    set_waiter_rel(&r.w, 1000);
+    start_alarm(&r.w);
+  });
+  th.join();
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_EQ(r.fire_vcore, 0u);
+  EXPECT_TRUE(r.fire_in_vcore_ctx);
+}
+
+// ----------------------------------------------------------------- misuse
+
+TEST(Alarm, NullWaiterIsIgnored) {
+  init_waiter(nullptr, record_cb);
+  set_waiter_abs(nullptr, 1);
+  set_waiter_abs_unix(nullptr, 1);
+  set_waiter_rel(nullptr, 1);
+  set_waiter_inc(nullptr, 1);
+  start_alarm(nullptr);
+  EXPECT_FALSE(stop_alarm(nullptr));
+  EXPECT_FALSE(reset_alarm_abs(nullptr, 1));
+}
+
+TEST(Alarm, MisuseOfAPendingWaiterIsIgnored) {
+  Record r;
+  init_record(&r);
+  const uint64_t deadline = mono_us() + 3000000;
+  set_waiter_abs(&r.w, deadline);
+  start_alarm(&r.w);
+  start_alarm(&r.w);                    // already pending: ignored
+  set_waiter_abs(&r.w, 0);              // would corrupt the heap: ignored
+  set_waiter_rel(&r.w, 0);
+  set_waiter_inc(&r.w, -1000000000);
+  init_waiter(&r.w, nullptr);           // pending: ignored
+  settle(10ms);
+  EXPECT_EQ(r.fired.load(), 0u) << "the expiry of a pending waiter changed";
+  EXPECT_TRUE(stop_alarm(&r.w)) << "one start, one pending entry";
+  EXPECT_FALSE(stop_alarm(&r.w));
+}
+
+TEST(Alarm, NeverStartedOrCallbacklessWaitersDoNothing) {
+  Record r;
+  init_record(&r);
+  EXPECT_FALSE(stop_alarm(&r.w));
+  EXPECT_FALSE(reset_alarm_abs(&r.w, mono_us())) << "reset does not start an idle waiter";
+  struct alarm_waiter nofunc;
+  init_waiter(&nofunc, nullptr);
+  set_waiter_rel(&nofunc, 0);
+  start_alarm(&nofunc);  // no callback: ignored
+  EXPECT_FALSE(stop_alarm(&nofunc));
+  settle(10ms);
+  EXPECT_EQ(r.fired.load(), 0u);
+}
+
+}  // namespace
