@@ -31,7 +31,7 @@ PARLIB_BEGIN_DECLS
 
 /* How many cpu_relax() polls a waiter makes before it starts calling
  * sched_yield() between polls. */
-#define SPINLOCK_SPINS_BEFORE_YIELD 1024
+#define SPINLOCK_SPINS_BEFORE_YIELD 128
 
 /* spinlock_t: 0 free, 1 held. Access only through the functions below. */
 typedef struct spinlock {

@@ -57,10 +57,27 @@ void run_uthreads(int vcores, int n, const std::function<void(int)>& body) {
 struct timespec realtime_in(milliseconds d) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  const long long ns = ts.tv_nsec + static_cast<long long>(d.count()) * 1000000;
-  ts.tv_sec += static_cast<time_t>(ns / 1000000000);
+  const long long ns = static_cast<long long>(ts.tv_sec) * 1000000000 + ts.tv_nsec +
+                       static_cast<long long>(d.count()) * 1000000;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
   ts.tv_nsec = static_cast<long>(ns % 1000000000);
   return ts;
+}
+
+// Yields until pred() holds; fails the test after 10 s instead of hanging.
+template <typename Pred>
+void wait_until(Pred pred, const char* what) {
+  const auto t0 = Clock::now();
+  while (!pred()) {
+    parlib_test::fifo_yield();
+    ASSERT_LT(Clock::now() - t0, std::chrono::seconds(10)) << "timed out waiting: " << what;
+  }
+}
+
+// White box: true once some uthread is queued on q (read racily on
+// purpose: the test only polls it).
+bool has_waiter(const uth_sync_queue& q) {
+  return __atomic_load_n(&q.head_, __ATOMIC_ACQUIRE) != nullptr;
 }
 
 // ------------------------------------------------------------- mutex
@@ -142,35 +159,22 @@ TEST(UthreadMutex, BadArgumentsAreEinval) {
   EXPECT_EQ(uthread_mutex_destroy(nullptr), EINVAL);
 }
 
-// A waiter queued on the mutex makes destroy fail with EBUSY.
-TEST(UthreadMutex, DestroyWhileWaitedOnIsEbusy) {
+// Held, or held with a queued waiter: destroy fails with EBUSY and the
+// mutex keeps working.
+TEST(UthreadMutex, DestroyWhileHeldOrWaitedOnIsEbusy) {
   sync_test::start(2);
   uthread_mutex_t m = UTHREAD_MUTEX_INITIALIZER;
   ASSERT_EQ(uthread_mutex_lock(&m), 0);
-  std::atomic<bool> started{false};
+  EXPECT_EQ(uthread_mutex_destroy(&m), EBUSY);
   sync_test::Thread* t = sync_test::spawn([&] {
-    started = true;
     EXPECT_EQ(uthread_mutex_lock(&m), 0);
     EXPECT_EQ(uthread_mutex_unlock(&m), 0);
   });
-  while (!started) parlib_test::fifo_yield();
-  EXPECT_EQ(uthread_mutex_unlock(&m), 0);
-  sync_test::join(t);
-  EXPECT_EQ(uthread_mutex_destroy(&m), 0);
-  // And with the holder plus a queued waiter:
-  uthread_mutex_init(&m, UTHREAD_MUTEX_NORMAL);
-  ASSERT_EQ(uthread_mutex_lock(&m), 0);
-  started = false;
-  t = sync_test::spawn([&] {
-    started = true;
-    EXPECT_EQ(uthread_mutex_lock(&m), 0);
-    EXPECT_EQ(uthread_mutex_unlock(&m), 0);
-  });
-  while (!started) parlib_test::fifo_yield();
-  for (int i = 0; i < 100; ++i) parlib_test::fifo_yield();
+  wait_until([&] { return has_waiter(m.waiters_); }, "the mutex waiter to queue");
   EXPECT_EQ(uthread_mutex_destroy(&m), EBUSY);
   EXPECT_EQ(uthread_mutex_unlock(&m), 0);
   sync_test::join(t);
+  EXPECT_EQ(uthread_mutex_destroy(&m), 0);
 }
 
 // ---------------------------------------------------- condition variable
@@ -520,12 +524,8 @@ TEST(UthreadBarrier, ErrorSemantics) {
   ASSERT_EQ(uthread_barrier_init(&b, 1), 0);
   EXPECT_EQ(uthread_barrier_wait(&b), UTHREAD_BARRIER_SERIAL_THREAD) << "count 1: always serial";
   ASSERT_EQ(uthread_barrier_init(&b, 2), 0);
-  std::atomic<bool> arrived{false};
-  sync_test::Thread* t = sync_test::spawn([&] {
-    arrived = true;
-    uthread_barrier_wait(&b);
-  });
-  while (!arrived) parlib_test::fifo_yield();
+  sync_test::Thread* t = sync_test::spawn([&] { uthread_barrier_wait(&b); });
+  wait_until([&] { return has_waiter(b.waiters_); }, "the barrier waiter to queue");
   EXPECT_EQ(uthread_barrier_destroy(&b), EBUSY);
   uthread_barrier_wait(&b);
   sync_test::join(t);
@@ -595,7 +595,7 @@ TEST(UthreadSem, TimedwaitAndLimits) {
     const struct timespec far = realtime_in(milliseconds(5000));
     EXPECT_EQ(uthread_sem_timedwait(&s, &far), 0);
   });
-  for (int i = 0; i < 50; ++i) parlib_test::fifo_yield();
+  wait_until([&] { return has_waiter(s.waiters_); }, "the semaphore waiter to queue");
   EXPECT_EQ(uthread_sem_destroy(&s), EBUSY) << "a waiter is queued";
   ASSERT_EQ(uthread_sem_post(&s), 0);
   sync_test::join(t);
