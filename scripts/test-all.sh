@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds and runs every test in the release and asan presets (or in the
+# presets named on the command line): configure, build, ctest. This is the
+# test command of README.md and the core of .ci/run.
+#
+#   scripts/test-all.sh              # release, then asan
+#   scripts/test-all.sh debug        # any presets of CMakePresets.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+presets=("$@")
+if ((${#presets[@]} == 0)); then
+  presets=(release asan)
+fi
+
+for preset in "${presets[@]}"; do
+  echo "=== preset ${preset}"
+  cmake --preset "${preset}"
+  cmake --build --preset "${preset}"
+  ctest --preset "${preset}"
+done
