@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <parlib/event.h>
+
 #include "common/raw_log.h"
 #include "uthread/tls.h"
 #include "uthread/uthread_internal.h"
@@ -62,6 +64,9 @@ struct YieldRequest {
   void (*func)(struct uthread *, void *);
   void *arg;
   bool saved;
+  // A notification (or a deferred one at uth_enable_notifs) stopped uth:
+  // it stays current_uthread, and vcore_entry resumes it after the events.
+  bool interrupted;
 };
 
 const char *state_name(uint32_t s) {
@@ -143,6 +148,11 @@ void init_uthread_layer() {
 #ifdef PARLIB_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
+  if (req.interrupted) {
+    current_uthread = req.uth;
+    uth_state(req.uth).store(kUthStopped, std::memory_order_release);
+    vcore_entry();
+  }
   current_uthread = nullptr;
   uth_state(req.uth).store(req.saved ? kUthStopped : kUthExited, std::memory_order_release);
   // From here on req.uth may be made runnable and run on another vcore: this
@@ -178,6 +188,24 @@ void uthread_start(void *arg) {
             static_cast<void *>(uth), name_of(uth));
 }
 
+}  // namespace
+
+void uthread_yield_interrupted(struct uthread *uth) {
+  // The caller set notif_disabled_depth_ for the switch; the resume path
+  // below restores it.
+  Vcore &vc = this_vcore();
+  YieldRequest req{uth, nullptr, nullptr, true, true};
+#ifdef PARLIB_ASAN
+  __sanitizer_start_switch_fiber(&uth->asan_fake_stack_, vc.stack_bottom, vc.stack_size);
+#endif
+  parlib_ctx_save_and_call(arch_ctx(uth), vc.stack_top(), yield_on_vcore_stack, &req);
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
+#endif
+}
+
+namespace {
+
 // Moves uth from one of the states in allowed (a bit mask of 1 << state) to
 // next; aborts naming the call and the state when uth is in another.
 void transition(struct uthread *uth, uint32_t allowed, uint32_t next, const char *what) {
@@ -206,6 +234,7 @@ void uthread_lib_init(struct uthread *thread0) {
                "uthread_lib_init called twice");
   if (vcore_lib_init() != 0) raw_fatal("vcore_lib_init failed: %s", strerror(errno));
   init_uthread_layer();
+  event_lib_init();
 
   memset(thread0, 0, sizeof *thread0);
   thread0->tls_ = read_thread_pointer();
@@ -273,6 +302,10 @@ void run_uthread(struct uthread *uth) {
   transition(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
              kUthRunning, "run_uthread");
   Vcore &vc = this_vcore();
+  // Events that arrived while this vcore was in vcore context are handled
+  // before it leaves it (their notification found it there and left them).
+  if (vc.notif_pending.load(std::memory_order_seq_cst) && g_handle_events_hook != nullptr)
+    g_handle_events_hook();
   current_uthread = uth;
   tls_var_in<uint32_t>(uth->tls_, g_off_vcoreid) = vc.id;
   switch_to_uthread(vc, uth);
@@ -309,7 +342,7 @@ void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *)
   uth->notif_disabled_depth_++;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   Vcore &vc = this_vcore();
-  YieldRequest req{uth, yield_func, yield_arg, save_state};
+  YieldRequest req{uth, yield_func, yield_arg, save_state, false};
 #ifdef PARLIB_ASAN
   __sanitizer_start_switch_fiber(save_state ? &uth->asan_fake_stack_ : nullptr, vc.stack_bottom,
                                  vc.stack_size);

@@ -36,9 +36,18 @@ inline std::atomic_ref<uint32_t> uth_state(struct uthread *uth) {
   return std::atomic_ref<uint32_t>(uth->state_);
 }
 
-// The event layer's hook, called at the top of vcore_entry (and by
-// handle_events()); nullptr until the event layer initialises.
+// The event layer's hooks, nullptr until it initialises: handling this
+// vcore's events (top of vcore_entry, and run_uthread when notif_pending),
+// and delivering a notification deferred while the caller had them
+// disabled (uth_enable_notifs / end of uthread_yield at depth 0).
 extern void (*g_handle_events_hook)();
+extern void (*g_notif_pending_hook)();
+
+// Switches the calling uthread, uth, into vcore context as if a
+// notification had interrupted it: it stays current_uthread, vcore_entry
+// handles events and then resumes it (unless the 2LS took it off the vcore).
+// The caller has raised uth->notif_disabled_depth_ for the switch.
+void uthread_yield_interrupted(struct uthread *uth);
 
 }  // namespace parlib::detail
 
