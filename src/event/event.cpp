@@ -54,6 +54,7 @@ struct alignas(64) VcoreEvents {
 };
 
 VcoreEvents *g_events = nullptr;
+void handle_events_if_any();
 int g_nr_vcores = 0;
 std::once_flag g_init_once;
 struct sigaction g_previous_action;  // what SIGUSR1 did before us
@@ -233,10 +234,21 @@ void init_events() {
 
   set_vcore_work_probe(vcore_has_events);
   g_notif_pending_hook = deliver_deferred_notification;
-  g_handle_events_hook = handle_events;
+  g_handle_events_hook = handle_events_if_any;
 }
 
 bool on_a_vcore() { return tls_in_vcore_context || current_uthread != nullptr; }
+
+// vcore context's check on its way into and out of the scheduler: plain
+// loads unless there is something to do. A message whose notification this
+// misses still reaches the vcore: its sender set notif_pending or woke the
+// vcore, and vcore_yield probes the queue before sleeping.
+void handle_events_if_any() {
+  uint32_t id = tls_vcoreid;
+  if (vcore_of(id).notif_pending.load(std::memory_order_relaxed) ||
+      g_events[id].queue.has_messages())
+    handle_events();
+}
 
 }  // namespace
 }  // namespace parlib::detail
@@ -279,7 +291,8 @@ void handle_events(void) {
   Vcore &vc = vcore_of(id);
   VcoreEvents &ev = g_events[id];
   // Clear first: a message queued after this point notifies again.
-  vc.notif_pending.store(false, std::memory_order_seq_cst);
+  if (vc.notif_pending.load(std::memory_order_relaxed))
+    vc.notif_pending.store(false, std::memory_order_seq_cst);
   while (EventNode *node = ev.queue.pop()) {
     struct event_msg msg = node->msg;
     event_node_free(node);

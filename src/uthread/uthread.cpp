@@ -206,6 +206,13 @@ void uthread_yield_interrupted(struct uthread *uth) {
 
 namespace {
 
+void check_state(struct uthread *uth, uint32_t allowed, const char *what) {
+  uint32_t s = uth_state(uth).load(std::memory_order_relaxed);
+  if (s > kUthExited || !(allowed & (1u << s)))
+    raw_fatal("%s: uthread %p (%s) is %s", what, static_cast<void *>(uth), name_of(uth),
+              state_name(s));
+}
+
 // Moves uth from one of the states in allowed (a bit mask of 1 << state) to
 // next; aborts naming the call and the state when uth is in another.
 void transition(struct uthread *uth, uint32_t allowed, uint32_t next, const char *what) {
@@ -299,13 +306,15 @@ void uthread_cleanup(struct uthread *uth) {
 void run_uthread(struct uthread *uth) {
   PARLIB_CHECK(tls_in_vcore_context, "run_uthread outside vcore context");
   PARLIB_CHECK(uth != nullptr, "run_uthread(NULL)");
-  transition(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
-             kUthRunning, "run_uthread");
+  // The 2LS owns uth here (it took it from its queue), so the state needs
+  // no read-modify-write: the check catches a 2LS running a thread twice.
+  check_state(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
+              "run_uthread");
+  uth_state(uth).store(kUthRunning, std::memory_order_relaxed);
   Vcore &vc = this_vcore();
   // Events that arrived while this vcore was in vcore context are handled
   // before it leaves it (their notification found it there and left them).
-  if (vc.notif_pending.load(std::memory_order_seq_cst) && g_handle_events_hook != nullptr)
-    g_handle_events_hook();
+  if (g_handle_events_hook != nullptr) g_handle_events_hook();
   current_uthread = uth;
   tls_var_in<uint32_t>(uth->tls_, g_off_vcoreid) = vc.id;
   switch_to_uthread(vc, uth);
@@ -321,8 +330,11 @@ void run_current_uthread(void) {
 void vcore_entry(void) {
   PARLIB_CHECK(tls_in_vcore_context, "vcore_entry outside vcore context");
   Vcore &vc = this_vcore();
-  if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel))
-    current_uthread = handed;
+  // Only uthread_lib_init hands a uthread over; look before the exchange so
+  // the common path pays a plain load, not a locked instruction.
+  if (vc.handoff.load(std::memory_order_relaxed) != nullptr)
+    if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel))
+      current_uthread = handed;
   if (g_handle_events_hook != nullptr) g_handle_events_hook();
   if (current_uthread != nullptr) run_current_uthread();
   PARLIB_CHECK(sched_ops != nullptr && sched_ops->sched_entry != nullptr,
@@ -372,7 +384,9 @@ void uthread_has_blocked(struct uthread *uth, int flags) {
 
 void uthread_paused(struct uthread *uth) {
   PARLIB_CHECK(uth != nullptr, "uthread_paused(NULL)");
-  transition(uth, 1u << kUthStopped | 1u << kUthCreated, kUthRunnable, "uthread_paused");
+  // Only the vcore that stopped uth (or its creator) pauses it: no race.
+  check_state(uth, 1u << kUthStopped | 1u << kUthCreated, "uthread_paused");
+  uth_state(uth).store(kUthRunnable, std::memory_order_relaxed);
   sched_ops->thread_paused(uth);
 }
 
