@@ -5,7 +5,10 @@
 // yields. After a short warm-up we read the sum of all counters, sleep S
 // seconds, and read it again: switches/s = delta / elapsed, and the average
 // switch latency per core = elapsed * N / delta (each core switches on its
-// own, in parallel with the others).
+// own, in parallel with the others). The process's CPU time over the same
+// window gives a second figure, CPU ns per switch, which stays meaningful
+// when other programs share the CPUs (then the wall-clock figures are
+// inflated, and the report says so).
 //
 //  - NPTL: T pthreads pinned to each of the first N CPUs of the affinity
 //    mask, looping on sched_yield(). Measured first, while the process is
@@ -72,6 +75,7 @@ struct alignas(PARLIB_CACHE_LINE_SIZE) Slot {
 struct Window {
   uint64_t switches = 0;
   double seconds = 0;
+  double cpu_seconds = 0;  // process CPU time (user + system) over the window
 };
 
 [[noreturn]] __attribute__((format(printf, 1, 2))) void usage_error(const char *fmt, ...) {
@@ -190,17 +194,25 @@ void sleep_until(double deadline) {
   }
 }
 
+double process_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 // The sum of the counters, and the time it stands for: the middle of the
 // reads (with thousands of threads the reads take microseconds).
 struct Snapshot {
   uint64_t switches;
   double at;
+  double cpu;
 };
 Snapshot snapshot(const Slot *slots, size_t n) {
   double before = now_s();
+  double cpu = process_cpu_s();
   uint64_t sum = 0;
   for (size_t i = 0; i < n; ++i) sum += slots[i].switches.load(std::memory_order_relaxed);
-  return {sum, (before + now_s()) / 2};
+  return {sum, (before + now_s()) / 2, cpu};
 }
 
 // Runs on a thread that holds no CPU the workers need (it sleeps): warms
@@ -210,7 +222,7 @@ Window measure(const Slot *slots, size_t n, double seconds) {
   Snapshot a = snapshot(slots, n);
   sleep_until(a.at + seconds);
   Snapshot b = snapshot(slots, n);
-  return {b.switches - a.switches, b.at - a.at};
+  return {b.switches - a.switches, b.at - a.at, b.cpu - a.cpu};
 }
 
 // ------------------------------------------------------------------ NPTL
@@ -323,13 +335,27 @@ struct Result {
   uint64_t switches;
   double seconds;
   double per_sec;
-  double ns_per_switch;  // per core
+  double ns_per_switch;      // wall clock, per core
+  double cpu_ns_per_switch;  // process CPU time per switch
+  double cpu_share;          // CPU time / (cores * wall time): 1 on an idle machine
 };
+
+// Below this share of their CPUs the workers were competing with other
+// programs, and the wall-clock figures say more about the machine's load
+// than about switches.
+constexpr double kBusyShare = 0.9;
 
 Result result_of(const Window &w, int cpus, const char *what) {
   if (w.switches == 0 || w.seconds <= 0) fatal("%s: no switches counted", what);
   double sw = static_cast<double>(w.switches);
-  return {w.switches, w.seconds, sw / w.seconds, w.seconds * cpus * 1e9 / sw};
+  Result r{w.switches,        w.seconds, sw / w.seconds, w.seconds * cpus * 1e9 / sw,
+           w.cpu_seconds * 1e9 / sw, w.cpu_seconds / (w.seconds * cpus)};
+  if (r.cpu_share < kBusyShare)
+    fprintf(stderr,
+            "ctxswitch: warning: the %s threads got %.0f%% of their CPUs (other programs are "
+            "running); the wall-clock ns/switch is inflated, compare CPU ns/switch\n",
+            what, r.cpu_share * 100);
+  return r;
 }
 
 bool have_wrfsbase() {
@@ -352,24 +378,29 @@ void print_report(const Options &o, const std::vector<int> &cpus, const Result &
          o.cpus, o.cpus == 1 ? "" : "s", cpu_list.c_str(), o.tpc, o.tpc == 1 ? "" : "s",
          o.seconds, kWarmupSeconds, have_wrfsbase() ? "wrfsbase" : "arch_prctl");
   for (auto [name, r] : {std::pair{"nptl", &nptl}, std::pair{"uthread", &uth}})
-    printf("  %-8s %12llu switches in %.3f s  %12.0f switches/s  %9.1f ns/switch per core\n",
+    printf("  %-8s %12llu switches in %.3f s  %12.0f switches/s  %9.1f ns/switch per core"
+           "  (CPU time: %.1f ns/switch, %.0f%% of %d CPU%s)\n",
            name, static_cast<unsigned long long>(r->switches), r->seconds, r->per_sec,
-           r->ns_per_switch);
-  printf("  ratio nptl/uthread (ns per switch): %.2fx\n", nptl.ns_per_switch / uth.ns_per_switch);
+           r->ns_per_switch, r->cpu_ns_per_switch, r->cpu_share * 100, o.cpus,
+           o.cpus == 1 ? "" : "s");
+  printf("  ratio nptl/uthread (ns per switch): %.2fx  (CPU time: %.2fx)\n",
+         nptl.ns_per_switch / uth.ns_per_switch, nptl.cpu_ns_per_switch / uth.cpu_ns_per_switch);
 }
 
 void print_json(const Options &o, const Result &nptl, const Result &uth) {
   auto impl = [](const Result &r) {
-    char buf[160];
+    char buf[256];
     snprintf(buf, sizeof buf,
-             "{\"switches\":%llu,\"switches_per_sec\":%.1f,\"ns_per_switch\":%.3f}",
-             static_cast<unsigned long long>(r.switches), r.per_sec, r.ns_per_switch);
+             "{\"switches\":%llu,\"switches_per_sec\":%.1f,\"ns_per_switch\":%.3f,"
+             "\"cpu_ns_per_switch\":%.3f,\"cpu_share\":%.3f}",
+             static_cast<unsigned long long>(r.switches), r.per_sec, r.ns_per_switch,
+             r.cpu_ns_per_switch, r.cpu_share);
     return std::string(buf);
   };
   printf("{\"cpus\":%d,\"tpc\":%d,\"seconds\":%g,\"uthread\":%s,\"nptl\":%s,"
-         "\"ratio_nptl_over_uthread\":%.3f}\n",
+         "\"ratio_nptl_over_uthread\":%.3f,\"cpu_ratio_nptl_over_uthread\":%.3f}\n",
          o.cpus, o.tpc, o.seconds, impl(uth).c_str(), impl(nptl).c_str(),
-         nptl.ns_per_switch / uth.ns_per_switch);
+         nptl.ns_per_switch / uth.ns_per_switch, nptl.cpu_ns_per_switch / uth.cpu_ns_per_switch);
 }
 
 }  // namespace
