@@ -316,7 +316,8 @@ Window run_uthreads(const Options &o) {
     workers[i] = parlib_bench::pcs_spawn(uth_worker, &slots[i],
                                          static_cast<uint32_t>(i % static_cast<size_t>(o.cpus)),
                                          kStackSize, "ctxswitch worker");
-  if (vcore_request_total(o.cpus) != 0) fatal("vcore_request_total(%d): %s", o.cpus, strerror(errno));
+  if (vcore_request_total(o.cpus) != 0)
+    fatal("vcore_request_total(%d): %s", o.cpus, strerror(errno));
   for (int v = 0; v < o.cpus; ++v)
     if (!vcore_is_online(static_cast<uint32_t>(v)))
       fatal("vcore %d is not online after vcore_request_total(%d)", v, o.cpus);
