@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -140,7 +141,7 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
 
   // Deadlines in [base, base + 200 ms); base leaves time to start them all
   // first, so that per-vcore callback order must equal deadline order.
-  const uint64_t base = mono_us() + 150000;
+  const uint64_t base = mono_us() + 300000;
   std::mt19937_64 rng(12345);
   for (auto &r : st->recs) {
     init_waiter(&r.w, many_cb);
@@ -251,6 +252,31 @@ TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
   }
 }
 
+// More pending alarms than the heap's initial reservation (64 Ki): it
+// grows, and every entry can still be found and removed.
+TEST(Alarm, HeapGrowsPastItsInitialReservation) {
+  constexpr int kN = 100000;
+  std::vector<struct alarm_waiter> ws(kN);
+  std::mt19937_64 rng(99);
+  const uint64_t far = mono_us() + 600000000;  // 10 minutes: none fires
+  for (auto &w : ws) {
+    init_waiter(&w, record_cb);
+    set_waiter_abs(&w, far + rng() % 1000000);
+    start_alarm(&w);
+  }
+  Record probe;  // one due soon, among them all
+  init_record(&probe);
+  set_waiter_rel(&probe.w, 1000);
+  start_alarm(&probe.w);
+  std::vector<int> idx(kN);
+  for (int i = 0; i < kN; i++) idx[i] = i;
+  std::shuffle(idx.begin(), idx.end(), rng);
+  int removed = 0;
+  for (int i : idx) removed += stop_alarm(&ws[i]) ? 1 : 0;
+  EXPECT_EQ(removed, kN);
+  EXPECT_TRUE(wait_until([&] { return probe.fired.load() == 1; }, 5s));
+}
+
 // ------------------------------------------------------- races with expiry
 
 constexpr int kRaceRounds = 1000;  // per worker; two workers
@@ -259,6 +285,7 @@ struct RaceWorker {
   Record rec;
   int trues = 0;
   int falses = 0;
+  int in_flight = 0;   // false returns that came before the callback ran
   int lost = 0;        // rounds where a promised callback did not come
   int extra = 0;       // callbacks beyond the promised ones
   int early = 0;
@@ -274,12 +301,21 @@ void stop_race_worker(void *p) {
     set_waiter_rel(&wk->rec.w, 50);
     const uint64_t started = mono_ns();
     start_noting_vcore(&wk->rec);
+    // Odd rounds hold notifications off meanwhile: an alarm that expires
+    // then stays in flight (firing) until after stop_alarm.
+    const bool hold = round % 2 == 1;
+    if (hold) uth_disable_notifs();
     spin_until_ns(started + (rng() % 100) * 1000u);
-    if (stop_alarm(&wk->rec.w)) {
+    const bool removed = stop_alarm(&wk->rec.w);
+    const bool ran_already =
+        wk->rec.fired.load(std::memory_order_acquire) > static_cast<uint32_t>(wk->falses);
+    if (hold) uth_enable_notifs();
+    if (removed) {
       wk->trues++;
     } else {
       wk->falses++;
       const uint32_t want = static_cast<uint32_t>(wk->falses);
+      if (!ran_already) wk->in_flight++;
       if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
         wk->lost++;
         return;
@@ -302,6 +338,8 @@ TEST(Alarm, StopRacingWithExpiryNeverDoubleFiresNorLosesOne) {
   for (auto *th : t) fifo_join(th);
   settle(30ms);
   for (auto &w : wk) {
+    printf("stop race: %d removed (true), %d fired (false; %d of them before the callback ran)\n",
+           w.trues, w.falses, w.in_flight);
     EXPECT_EQ(w.lost, 0) << "stop_alarm returned false but the callback never ran";
     EXPECT_EQ(w.extra, 0) << "a callback ran after stop_alarm returned true";
     EXPECT_EQ(w.trues + w.falses, kRaceRounds);
@@ -311,6 +349,7 @@ TEST(Alarm, StopRacingWithExpiryNeverDoubleFiresNorLosesOne) {
     EXPECT_GT(w.trues, 0);
     EXPECT_GT(w.falses, 0);
   }
+  EXPECT_GT(wk[0].in_flight + wk[1].in_flight, 0) << "no stop_alarm hit the firing window";
 }
 
 // Each round: an alarm ~50 us ahead, reset_alarm_abs to 50 us later around
@@ -323,9 +362,12 @@ void reset_race_worker(void *p) {
     set_waiter_rel(&wk->rec.w, 50);
     const uint64_t started = mono_ns();
     start_noting_vcore(&wk->rec);
+    const bool hold = round % 2 == 1;  // as in stop_race_worker
+    if (hold) uth_disable_notifs();
     spin_until_ns(started + (rng() % 100) * 1000u);
     const uint64_t new_deadline = mono_us() + 50;
     const bool moved = reset_alarm_abs(&wk->rec.w, new_deadline);
+    if (hold) uth_enable_notifs();
     moved ? wk->trues++ : wk->falses++;
     const uint32_t want = static_cast<uint32_t>(round + 1);
     if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
@@ -348,6 +390,7 @@ TEST(Alarm, ResetRacingWithExpiryFiresExactlyOnceAtTheTimeItSays) {
   for (auto *th : t) fifo_join(th);
   settle(30ms);
   for (auto &w : wk) {
+    printf("reset race: %d moved (true), %d at the old time (false)\n", w.trues, w.falses);
     EXPECT_EQ(w.lost, 0) << "a reset alarm never fired";
     EXPECT_EQ(w.early, 0) << "reset_alarm_abs returned true but the alarm fired before the new time";
     EXPECT_EQ(w.rec.fired.load(), static_cast<uint32_t>(kRaceRounds)) << "one callback per round";
