@@ -96,6 +96,13 @@ void raise_wanted_to(int n) {
   }
 }
 
+void futex_sleep(uint32_t, std::atomic<uint32_t> *state) {
+  futex(state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
+}
+void futex_wake(uint32_t, std::atomic<uint32_t> *state) { futex(state, FUTEX_WAKE_PRIVATE, 1); }
+const IdleWaiter g_futex_waiter = {futex_sleep, futex_wake};
+std::atomic<const IdleWaiter *> g_idle_waiter{&g_futex_waiter};
+
 bool probe_work(uint32_t id) {
   auto probe = g_rt.work_probe.load(std::memory_order_acquire);
   return probe != nullptr && probe(id);
@@ -133,7 +140,7 @@ void park_until_online(Vcore &vc, bool spin) {
     // Work sent after our last probe found the vcore offline and granted
     // it; work sent before is caught here (see go_offline).
     if (wanted_back(vc.id) && vcore_bring_online(vc.id)) return;
-    futex(&vc.state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
+    g_idle_waiter.load(std::memory_order_acquire)->sleep(vc.id, &vc.state);
     if (vc.state.load(std::memory_order_acquire) == kOnline) return;
   }
 }
@@ -270,7 +277,7 @@ bool vcore_bring_online(uint32_t id) {
   }
   int online = g_rt.num_online.fetch_add(1, std::memory_order_seq_cst) + 1;
   raise_wanted_to(online);
-  if (s == kOfflineSleeping) futex(&vc.state, FUTEX_WAKE_PRIVATE, 1);
+  if (s == kOfflineSleeping) g_idle_waiter.load(std::memory_order_acquire)->wake(id, &vc.state);
   return true;
 }
 
@@ -281,6 +288,10 @@ void grant_wanted() {
       return;
     vcore_bring_online(static_cast<uint32_t>(i));
   }
+}
+
+void set_vcore_idle_waiter(const IdleWaiter *waiter) {
+  g_idle_waiter.store(waiter != nullptr ? waiter : &g_futex_waiter, std::memory_order_release);
 }
 
 void set_vcore_work_probe(bool (*probe)(uint32_t)) {

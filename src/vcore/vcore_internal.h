@@ -52,6 +52,18 @@ bool vcore_bring_online(uint32_t id);
 // work that was sent to it concurrently (and so is never lost).
 void set_vcore_work_probe(bool (*probe)(uint32_t vcoreid));
 
+// How an idle vcore sleeps in the kernel. The default sleeps on the state
+// word (FUTEX_WAIT); the syscall layer installs one that sleeps on the
+// vcore's io_uring instead, so completions wake it too.
+struct IdleWaiter {
+  // On vcore id's own task, with its state kOfflineSleeping: blocks until
+  // woken by wake(), a completion, or spuriously; the caller re-checks.
+  void (*sleep)(uint32_t id, std::atomic<uint32_t> *state);
+  // By whoever grants a vcore that announced it sleeps. Any thread.
+  void (*wake)(uint32_t id, std::atomic<uint32_t> *state);
+};
+void set_vcore_idle_waiter(const IdleWaiter *waiter);
+
 // Offset of a variable of this library's static TLS from the thread
 // pointer: the same in every TCB, so another thread's copy is at tcb+offset.
 ptrdiff_t tls_offset_of(const void *tls_var);
