@@ -21,6 +21,8 @@
 #include <parlib/vcore.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -30,6 +32,18 @@
 #include "support/fifo_sched.h"
 
 namespace {
+
+// A thread made by a uthread inherits the CPU mask of its vcore's kernel
+// task (one CPU). Plain benchmark threads take the process's mask back
+// (the main kernel task keeps it), so that N kernel threads really spread
+// over the CPUs; thread 0 of a Google Benchmark run is main, i.e. thread0,
+// a uthread on vcore 0, and stays where it is.
+void unpin_plain_thread() {
+  if (uthread_self() != nullptr) return;
+  cpu_set_t cpus;
+  if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0)
+    sched_setaffinity(0, sizeof cpus, &cpus);
+}
 
 // ------------------------------------------------------------ lock pairs
 
@@ -76,6 +90,7 @@ long SharedLock<Lock>::counter = 0;
 
 template <typename Lock>
 void BM_LockUnlock(benchmark::State& state) {
+  unpin_plain_thread();
   for (auto _ : state) {
     SharedLock<Lock>::lock.lock();
     benchmark::DoNotOptimize(++SharedLock<Lock>::counter);
@@ -145,6 +160,7 @@ void BM_PthreadMutexContended(benchmark::State& state) {
     std::vector<std::thread> ts;
     for (int i = 0; i < n; ++i)
       ts.emplace_back([&] {
+        unpin_plain_thread();
         for (int k = 0; k < kOpsPerThread; ++k) {
           pthread_mutex_lock(&m);
           ++counter;
@@ -171,6 +187,7 @@ slab_cache* bench_cache() {
 }
 
 void BM_SlabAllocFree(benchmark::State& state) {
+  unpin_plain_thread();
   slab_cache* c = bench_cache();
   for (auto _ : state) {
     void* p = slab_cache_alloc(c, 0);
@@ -182,6 +199,7 @@ void BM_SlabAllocFree(benchmark::State& state) {
 BENCHMARK(BM_SlabAllocFree)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_MallocFree(benchmark::State& state) {
+  unpin_plain_thread();
   for (auto _ : state) {
     void* p = std::malloc(kObjSize);
     benchmark::DoNotOptimize(p);
@@ -193,6 +211,7 @@ BENCHMARK(BM_MallocFree)->Threads(1)->Threads(2)->UseRealTime();
 
 // Batches: state.range(0) objects live at once, then all freed.
 void BM_SlabBatch(benchmark::State& state) {
+  unpin_plain_thread();
   slab_cache* c = bench_cache();
   std::vector<void*> objs(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
@@ -205,6 +224,7 @@ void BM_SlabBatch(benchmark::State& state) {
 BENCHMARK(BM_SlabBatch)->Arg(64)->Arg(4096)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_MallocBatch(benchmark::State& state) {
+  unpin_plain_thread();
   std::vector<void*> objs(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
     for (auto& p : objs) p = std::malloc(kObjSize);

@@ -12,6 +12,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -105,6 +106,12 @@ void start_thread() {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
+  // The first timed wait runs on a vcore, whose kernel task is pinned to
+  // one CPU; a thread inherits its creator's mask. Give the timer thread
+  // the process's own mask (the main task keeps it) instead.
+  cpu_set_t cpus;
+  if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0)
+    pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
   // The timer thread takes no signals (notifications are for vcores).
   sigset_t all, old;
   sigfillset(&all);

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "sync_test_util.h"
+
 namespace {
 
 // ---------------------------------------------------------------- slab
@@ -164,6 +166,7 @@ TEST_F(SlabTest, ConcurrentStormKeepsCountsExact) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      sync_test_util::unpin_from_vcore();
       std::mt19937 rng(1234 + t);
       std::vector<Obj*> held;
       const uint64_t me = static_cast<uint64_t>(t) + 1;
@@ -406,6 +409,7 @@ TEST(Wfl, ConcurrentInsertRemoveLosesAndDuplicatesNothing) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      sync_test_util::unpin_from_vcore();
       std::mt19937 rng(99 + t);
       auto take = [&](void* item) {
         const auto idx = static_cast<size_t>(static_cast<char*>(item) - items.data());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/fifo_sched.h"
+#include "sync_test_util.h"
 
 namespace {
 
@@ -83,6 +84,7 @@ struct Shared {
 // replacements' history via the final array.
 template <typename Lock>
 void worker(Shared<Lock>* s, uint32_t tid, int iters) {
+  if (uthread_self() == nullptr) sync_test_util::unpin_from_vcore();  // a plain thread
   for (int i = 0; i < iters; ++i) {
     typename Lock::Guard g(s->lock);
     const uint32_t first = s->array[0].load(std::memory_order_relaxed);
@@ -320,6 +322,7 @@ TEST(Atomic, ConcurrentRmwIsExact) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&] {
+      sync_test_util::unpin_from_vcore();
       for (int i = 0; i < kIters; ++i) {
         if (i % 2) atomic_inc(&a);
         else ASSERT_TRUE(atomic_add_not_zero(&a, 1));

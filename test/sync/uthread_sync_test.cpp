@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/fifo_sched.h"
+#include "sync_test_util.h"
 
 namespace {
 
@@ -734,6 +735,7 @@ TEST(UthreadSyncOutsideUthreads, PlainThreadGetsEpermOrSpins) {
   long counter = 0;
   constexpr int kIters = 20000;
   std::thread plain([&] {
+    sync_test_util::unpin_from_vcore();
     for (int i = 0; i < kIters; ++i) {
       uthread_mutex_lock(&m);
       ++counter;
