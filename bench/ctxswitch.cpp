@@ -65,10 +65,10 @@ struct Options {
   bool json = false;
 };
 
-// One counter per thread, each on its own cache line: the threads of
-// different cores must not share a line, or the benchmark would measure
+// One counter per thread, each on its own cache lines: the threads of
+// different cores must not share one, or the benchmark would measure
 // coherence traffic instead of switches.
-struct alignas(PARLIB_CACHE_LINE_SIZE) Slot {
+struct alignas(parlib_bench::kNoFalseSharing) Slot {
   std::atomic<uint64_t> switches{0};
 };
 

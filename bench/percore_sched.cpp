@@ -9,9 +9,9 @@
 namespace parlib_bench {
 namespace {
 
-// One run queue per vcore, each on its own cache line so that vcores
-// yielding side by side never share a line.
-struct alignas(PARLIB_CACHE_LINE_SIZE) RunQueue {
+// One run queue per vcore, each on its own cache lines so that vcores
+// yielding side by side never share one.
+struct alignas(kNoFalseSharing) RunQueue {
   std::atomic<bool> locked{false};
   PcThread *head = nullptr;
   PcThread *tail = nullptr;

@@ -22,7 +22,12 @@
 
 namespace parlib_bench {
 
-struct alignas(PARLIB_CACHE_LINE_SIZE) PcThread {
+// Alignment of data that different vcores write: two cache lines, because
+// x86's adjacent-line prefetcher fetches lines in 128-byte pairs, so data
+// one line apart can still ping-pong between cores.
+inline constexpr size_t kNoFalseSharing = 2 * PARLIB_CACHE_LINE_SIZE;
+
+struct alignas(kNoFalseSharing) PcThread {
   struct uthread uth;         // first member, as a 2LS embeds it
   PcThread *next = nullptr;   // run-queue link, guarded by the queue's lock
   uint32_t home = 0;          // the vcore whose queue holds this thread
