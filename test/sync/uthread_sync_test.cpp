@@ -4,6 +4,7 @@
 // Every wait in these tests is bounded: a lost wakeup shows up as a failed
 // timed wait or the ctest TIMEOUT, never as a silent hang.
 
+#include <parlib/mcs.h>
 #include <parlib/mutex.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
@@ -701,6 +702,85 @@ TEST(UthreadFutex, FutexLockCountsExactly) {
 }
 
 // -------------------------------------------- callers that cannot block
+
+// From vcore context (here: a uthread_yield callback) nothing may block:
+// the lock calls that would have to wait and every wait return EPERM,
+// the non-blocking calls work, and the pdr locks work with the vcore's
+// own qnodes.
+struct VcoreContextResults {
+  uthread_mutex_t* held;  // held by the yielding uthread
+  uthread_mutex_t* free_mutex;
+  uthread_cond_t* c;
+  uthread_sem_t* s;
+  uthread_barrier_t* b;
+  uthread_rwlock_t* rw;  // write-held by the yielding uthread
+  int* word;
+  bool in_vcore = false;
+  int lock_held = -1, trylock_held = -1, trylock_free = -1, unlock_free = -1, cond_wait = -1,
+      sem_wait = -1, sem_trywait = -1, sem_post = -1, barrier_wait = -1, rdlock = -1,
+      futex_wait_rc = 0, futex_wait_errno = 0, futex_wake = -1;
+  bool pdr_ok = false;
+};
+
+void vcore_context_calls(struct uthread* uth, void* arg) {
+  auto* r = static_cast<VcoreContextResults*>(arg);
+  r->in_vcore = in_vcore_context();
+  r->lock_held = uthread_mutex_lock(r->held);
+  r->trylock_held = uthread_mutex_trylock(r->held);
+  r->trylock_free = uthread_mutex_trylock(r->free_mutex);
+  r->unlock_free = uthread_mutex_unlock(r->free_mutex);
+  r->cond_wait = uthread_cond_wait(r->c, r->free_mutex);
+  r->sem_wait = uthread_sem_wait(r->s);  // value 0: would wait
+  r->sem_post = uthread_sem_post(r->s);
+  r->sem_trywait = uthread_sem_trywait(r->s);
+  r->barrier_wait = uthread_barrier_wait(r->b);
+  r->rdlock = uthread_rwlock_rdlock(r->rw);
+  r->futex_wait_rc = futex(r->word, FUTEX_WAIT, 0, nullptr, nullptr, 0);
+  r->futex_wait_errno = errno;
+  r->futex_wake = futex(r->word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  static spin_pdr_lock_t pdr = SPINPDR_INITIALIZER;
+  static mcs_pdr_lock_t mcs = MCS_PDRLOCK_INIT;
+  spin_pdr_lock(&pdr);
+  mcs_pdr_lock(&mcs);
+  mcs_pdr_unlock(&mcs);
+  spin_pdr_unlock(&pdr);
+  r->pdr_ok = true;
+  uthread_paused(uth);
+}
+
+TEST(UthreadSyncOutsideUthreads, VcoreContextGetsEpermAndNeverBlocks) {
+  sync_test::start(2);
+  uthread_mutex_t held = UTHREAD_MUTEX_INITIALIZER, free_mutex = UTHREAD_MUTEX_INITIALIZER;
+  uthread_cond_t c = UTHREAD_COND_INITIALIZER;
+  uthread_sem_t s;
+  uthread_sem_init(&s, 0);
+  uthread_barrier_t b;
+  uthread_barrier_init(&b, 2);
+  uthread_rwlock_t rw = UTHREAD_RWLOCK_INITIALIZER;
+  int word = 0;
+  ASSERT_EQ(uthread_mutex_lock(&held), 0);
+  ASSERT_EQ(uthread_rwlock_wrlock(&rw), 0);
+  VcoreContextResults r{&held, &free_mutex, &c, &s, &b, &rw, &word};
+  uthread_yield(true, vcore_context_calls, &r);
+  EXPECT_TRUE(r.in_vcore);
+  EXPECT_EQ(r.lock_held, EPERM);
+  EXPECT_EQ(r.trylock_held, EBUSY);
+  EXPECT_EQ(r.trylock_free, 0);
+  EXPECT_EQ(r.unlock_free, 0);
+  EXPECT_EQ(r.cond_wait, EPERM);
+  EXPECT_EQ(r.sem_wait, EPERM);
+  EXPECT_EQ(r.sem_post, 0);
+  EXPECT_EQ(r.sem_trywait, 0);
+  EXPECT_EQ(r.barrier_wait, EPERM);
+  EXPECT_EQ(r.rdlock, EPERM);
+  EXPECT_EQ(r.futex_wait_rc, -1);
+  EXPECT_EQ(r.futex_wait_errno, EPERM);
+  EXPECT_EQ(r.futex_wake, 0);
+  EXPECT_TRUE(r.pdr_ok);
+  EXPECT_EQ(uthread_mutex_unlock(&held), 0);
+  EXPECT_EQ(uthread_rwlock_unlock(&rw), 0);
+  EXPECT_EQ(uthread_barrier_destroy(&b), 0) << "the refused wait did not count as an arrival";
+}
 
 // A kernel thread that is not a uthread: the waits that need another
 // thread's action refuse with EPERM, the lock-style calls spin and work.
