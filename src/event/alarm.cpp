@@ -50,6 +50,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -80,6 +81,7 @@ enum WaiterState : uint32_t {
 constexpr uint64_t kNotArmed = std::numeric_limits<uint64_t>::max();
 constexpr size_t kInitialCapacity = size_t{1} << 16;  // 512 KiB of address space
 constexpr int kBatch = 64;  // waiters sent per locked pass of the service thread
+constexpr unsigned kSpinsBeforeYield = 4096;  // lock spins between sched_yield calls
 
 // The service lock: test-and-test-and-set, notifications disabled while
 // held in uthread context. Critical sections are a few heap operations and
@@ -92,7 +94,14 @@ class ServiceLock {
     while (locked_.exchange(true, std::memory_order_acquire)) {
       // Spin on a plain load (relaxed: only a hint; the exchange above
       // provides the ordering) to keep the line shared while it is held.
-      while (locked_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+      // A holder that stays long was descheduled by the kernel (the service
+      // thread, or a vcore on an oversubscribed CPU): give our CPU away now
+      // and then, in case it waits for this very CPU. sched_yield never
+      // blocks, so this is allowed in vcore context too.
+      for (unsigned spins = 1; locked_.load(std::memory_order_relaxed); spins++) {
+        __builtin_ia32_pause();
+        if (spins % kSpinsBeforeYield == 0) sched_yield();
+      }
     }
   }
   void unlock() {

@@ -150,17 +150,25 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
     set_waiter_abs(&r.w, r.deadline_us);
   }
 
+  // The two starters meet first (spinning, not yielding): both running at
+  // once means one runs on each vcore.
+  std::atomic<int> arrived{0};
   struct Half {
     Record *first;
     int n;
+    std::atomic<int> *arrived;
     uint64_t done_us;
-  } halves[2] = {{&st->recs[0], kManyAlarms / 2, 0},
-                 {&st->recs[kManyAlarms / 2], kManyAlarms - kManyAlarms / 2, 0}};
+  } halves[2] = {{&st->recs[0], kManyAlarms / 2, &arrived, 0},
+                 {&st->recs[kManyAlarms / 2], kManyAlarms - kManyAlarms / 2, &arrived, 0}};
   TestThread *t[2];
   for (int i = 0; i < 2; i++) {
     t[i] = fifo_spawn(
         [](void *p) {
           auto *h = static_cast<Half *>(p);
+          h->arrived->fetch_add(1, std::memory_order_relaxed);
+          const uint64_t give_up = mono_ns() + 5000000000u;
+          while (h->arrived->load(std::memory_order_relaxed) < 2 && mono_ns() < give_up)
+            __builtin_ia32_pause();
           for (int k = 0; k < h->n; k++) {
             start_noting_vcore(&h->first[k]);
             if (k % 250 == 249) fifo_yield();  // mix the starters over the vcores
@@ -215,7 +223,7 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
 TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
   constexpr int kN = 4000;
   std::vector<Record> recs(kN);
-  const uint64_t base = mono_us() + 50000;
+  const uint64_t base = mono_us() + 200000;
   std::mt19937_64 rng(777);
   for (auto &r : recs) {
     init_record(&r);
