@@ -353,7 +353,7 @@ void do_init() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 << 10);
+  pthread_attr_setstacksize(&attr, 256 << 10);  // room for sanitizer builds
   pthread_t tid;
   int err = pthread_create(&tid, &attr, service_main, nullptr);
   pthread_attr_destroy(&attr);
