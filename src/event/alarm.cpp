@@ -140,7 +140,7 @@ struct Service {
   std::once_flag once;
 };
 
-Service g_svc;
+constinit Service g_svc;  // constant-initialised: usable before any constructor runs
 
 // ------------------------------------------------------------------ time
 
