@@ -354,6 +354,14 @@ void do_init() {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 << 10);  // room for sanitizer builds
+  // A thread inherits its creator's CPU mask, and the first start_alarm
+  // usually runs on a vcore, whose kernel task is pinned to one CPU: the
+  // service thread would then compete with that vcore (a uthread spinning
+  // there delays every expiry by a kernel timeslice). Give it the
+  // process's mask, which the main task keeps, instead.
+  cpu_set_t cpus;
+  if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0)
+    pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
   pthread_t tid;
   int err = pthread_create(&tid, &attr, service_main, nullptr);
   pthread_attr_destroy(&attr);
