@@ -1,0 +1,318 @@
+// upthread's second-level scheduler (dissertation 2.6.1): per-vcore FIFO
+// run queues, affinity to the last vcore, stealing by two random choices,
+// preemption by per-vcore alarms, automatic vcore requests.
+#include <parlib/alarm.h>
+#include <parlib/event.h>
+#include <parlib/spinlock.h>
+#include <parlib/uthread.h>
+#include <parlib/vcore.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <new>
+
+#include "upthread/upthread_internal.h"
+
+namespace parlib::detail::upthread_impl {
+namespace {
+
+// A vcore's run queue and counters, on their own cache lines. The lock is
+// taken with notifications disabled (spin_pdr), because thread_runnable is
+// also called from uthread context (a wakeup).
+struct alignas(64) VcoreSched {
+  spin_pdr_lock_t lock = SPINPDR_INITIALIZER;
+  struct upthread *head = nullptr;
+  struct upthread *tail = nullptr;
+  std::atomic<int> length{0};
+  uint64_t rng = 0;  // this vcore's xorshift state for victim choice
+  // Preemption tick: armed on this vcore by its own sched_entry.
+  struct alarm_waiter tick {};
+  bool tick_armed = false;
+  uint64_t idle_since_ns = 0;
+  // Counters (written by this vcore only; read racily for stats).
+  std::atomic<uint64_t> switches{0}, steals{0}, preemptions{0}, idle_ns{0};
+};
+
+VcoreSched *g_vcores = nullptr;
+int g_max = 0;
+std::atomic<int> g_num_queues{1};  // upthread_set_num_vcores
+std::atomic<uint64_t> g_period_us{0};
+std::atomic<bool> g_can_request{true};
+std::atomic<bool> g_can_steal{true};
+std::atomic<uint32_t> g_next_placement{0};
+std::atomic<int> g_live{1};  // thread0
+struct upthread g_thread0;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+void push(VcoreSched &q, struct upthread *t) {
+  t->next = nullptr;
+  spin_pdr_lock(&q.lock);
+  if (q.tail != nullptr)
+    q.tail->next = t;
+  else
+    q.head = t;
+  q.tail = t;
+  q.length.fetch_add(1, std::memory_order_relaxed);
+  spin_pdr_unlock(&q.lock);
+}
+
+struct upthread *pop(VcoreSched &q) {
+  if (q.length.load(std::memory_order_relaxed) == 0) return nullptr;  // cheap look first
+  spin_pdr_lock(&q.lock);
+  struct upthread *t = q.head;
+  if (t != nullptr) {
+    q.head = t->next;
+    if (q.head == nullptr) q.tail = nullptr;
+    q.length.fetch_sub(1, std::memory_order_relaxed);
+  }
+  spin_pdr_unlock(&q.lock);
+  return t;
+}
+
+uint32_t next_random(VcoreSched &q) {
+  q.rng ^= q.rng << 13;
+  q.rng ^= q.rng >> 7;
+  q.rng ^= q.rng << 17;
+  return static_cast<uint32_t>(q.rng);
+}
+
+// Takes half of victim's queue (the older half, from the head) into
+// thief's, returns one of them to run.
+struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
+  spin_pdr_lock(&victim.lock);
+  int n = victim.length.load(std::memory_order_relaxed);
+  int take = (n + 1) / 2;
+  struct upthread *first = victim.head, *last = nullptr;
+  for (int i = 0; i < take && victim.head != nullptr; ++i) {
+    last = victim.head;
+    victim.head = last->next;
+  }
+  if (victim.head == nullptr) victim.tail = nullptr;
+  victim.length.fetch_sub(take, std::memory_order_relaxed);
+  spin_pdr_unlock(&victim.lock);
+  if (last == nullptr) return nullptr;
+  last->next = nullptr;
+  struct upthread *run = first;
+  for (struct upthread *t = first->next; t != nullptr;) {
+    struct upthread *next = t->next;
+    push(thief, t);
+    t = next;
+  }
+  return run;
+}
+
+// Two random choices, the longer one loses half; one pass over as many
+// pairs as there are queues, then give up.
+struct upthread *steal(uint32_t self) {
+  int nq = g_max;
+  if (nq < 2) return nullptr;
+  VcoreSched &me = g_vcores[self];
+  for (int attempt = 0; attempt < nq; ++attempt) {
+    uint32_t a = next_random(me) % static_cast<uint32_t>(nq);
+    uint32_t b = next_random(me) % static_cast<uint32_t>(nq);
+    if (a == self) a = (a + 1) % static_cast<uint32_t>(nq);
+    if (b == self) b = (b + 1) % static_cast<uint32_t>(nq);
+    VcoreSched &va = g_vcores[a], &vb = g_vcores[b];
+    VcoreSched &victim = va.length.load(std::memory_order_relaxed) >=
+                                 vb.length.load(std::memory_order_relaxed)
+                             ? va
+                             : vb;
+    if (victim.length.load(std::memory_order_relaxed) == 0) continue;
+    if (struct upthread *t = steal_half(victim, me)) {
+      me.steals.fetch_add(1, std::memory_order_relaxed);
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+// The preemption tick, in vcore context on the vcore it belongs to (alarm
+// callbacks run where they were started). The interrupted thread goes to
+// the back of this vcore's queue; vcore_entry then runs sched_entry.
+void on_tick(struct alarm_waiter *w) {
+  auto *vs = static_cast<VcoreSched *>(w->data);
+  uint64_t period = g_period_us.load(std::memory_order_relaxed);
+  if (period == 0) {
+    vs->tick_armed = false;
+    return;
+  }
+  if (in_vcore_context() && current_uthread != nullptr) {
+    struct uthread *uth = current_uthread;
+    current_uthread = nullptr;
+    uthread_paused(uth);
+    vs->preemptions.fetch_add(1, std::memory_order_relaxed);
+  }
+  set_waiter_rel(w, period);
+  start_alarm(w);
+}
+
+void arm_tick(uint32_t id) {
+  VcoreSched &vs = g_vcores[id];
+  uint64_t period = g_period_us.load(std::memory_order_relaxed);
+  if (period == 0 || vs.tick_armed) return;
+  vs.tick_armed = true;
+  init_waiter(&vs.tick, on_tick);
+  vs.tick.data = &vs;
+  set_waiter_rel(&vs.tick, period);
+  start_alarm(&vs.tick);
+}
+
+void maybe_request_vcore() {
+  if (!g_can_request.load(std::memory_order_relaxed)) return;
+  int want = g_num_queues.load(std::memory_order_relaxed);
+  // A waker that is not on a vcore always asks (see vcore.h: requests add
+  // to what is wanted, so one that races with a yield is not lost).
+  bool on_vcore = in_vcore_context() || uthread_self() != nullptr;
+  if (!on_vcore || num_vcores() < want) vcore_request(1);
+}
+
+void sched_entry() {
+  uint32_t id = vcore_id();
+  VcoreSched &vs = g_vcores[id];
+  if (vs.idle_since_ns != 0) {
+    vs.idle_ns.fetch_add(now_ns() - vs.idle_since_ns, std::memory_order_relaxed);
+    vs.idle_since_ns = 0;
+  }
+  arm_tick(id);
+  for (;;) {
+    struct upthread *t = pop(vs);
+    if (t == nullptr && g_can_steal.load(std::memory_order_relaxed)) t = steal(id);
+    if (t != nullptr) {
+      t->last_vcore = id;
+      vs.switches.fetch_add(1, std::memory_order_relaxed);
+      run_uthread(&t->uth);
+    }
+    // Without automatic requests a vcore keeps its core: poll (events
+    // included), as the seed's experiments do.
+    if (g_can_request.load(std::memory_order_relaxed)) break;
+    __builtin_ia32_pause();
+    handle_events();
+  }
+  vs.idle_since_ns = now_ns();
+  vcore_yield();
+}
+
+VcoreSched &home_queue(struct upthread *t) {
+  int nq = g_num_queues.load(std::memory_order_relaxed);
+  uint32_t v = t->last_vcore;
+  // Affinity: back where it last ran, if that vcore is still in use;
+  // otherwise where the waker runs.
+  if (static_cast<int>(v) < nq && vcore_is_online(v)) return g_vcores[v];
+  if (in_vcore_context() || uthread_self() != nullptr) {
+    uint32_t here = vcore_id();
+    if (static_cast<int>(here) < nq) return g_vcores[here];
+  }
+  return g_vcores[v % static_cast<uint32_t>(nq)];
+}
+
+void thread_runnable(struct uthread *uth) {
+  push(home_queue(of(uth)), of(uth));
+  maybe_request_vcore();
+}
+
+void thread_paused(struct uthread *uth) {
+  struct upthread *t = of(uth);
+  t->last_vcore = vcore_id();
+  push(g_vcores[t->last_vcore], t);
+}
+
+void thread_blockon_sysc(struct uthread *, void *) {}
+void thread_has_blocked(struct uthread *, int) {}
+
+void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
+  fprintf(stderr, "upthread: thread %p took signal %d (code %d) at %p\n", static_cast<void *>(uth),
+          signo, code, addr);
+  abort();
+}
+
+struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
+                             thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
+                             nullptr};
+
+void print_stats() {
+  fprintf(stderr, "upthread stats: vcore switches steals preemptions events idle_ms\n");
+  for (int i = 0; i < g_max; ++i) {
+    struct upthread_vcore_stats st {};
+    upthread_get_vcore_stats(static_cast<uint32_t>(i), &st);
+    fprintf(stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %7.1f\n", i,
+            static_cast<unsigned long long>(st.switches), static_cast<unsigned long long>(st.steals),
+            static_cast<unsigned long long>(st.preemptions), static_cast<unsigned long long>(st.events),
+            static_cast<double>(st.idle_ns) / 1e6);
+  }
+}
+
+}  // namespace
+
+void init() {
+  g_max = max_vcores();
+  if (g_max <= 0) {
+    fprintf(stderr, "upthread: cannot initialise vcores (check PARLIB_VCORES)\n");
+    exit(2);
+  }
+  void *mem = aligned_alloc(alignof(VcoreSched), sizeof(VcoreSched) * static_cast<size_t>(g_max));
+  if (mem == nullptr) {
+    fprintf(stderr, "upthread: out of memory\n");
+    exit(2);
+  }
+  g_vcores = static_cast<VcoreSched *>(mem);
+  for (int i = 0; i < g_max; ++i) {
+    new (&g_vcores[i]) VcoreSched;
+    g_vcores[i].rng = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
+  }
+  g_num_queues.store(g_max);
+  sched_ops = &g_ops;
+  g_thread0.is_thread0 = true;
+  uthread_lib_init(&g_thread0.uth);
+  g_thread0.last_vcore = vcore_id();
+  const char *stats = getenv("PARLIB_STATS");
+  if (stats != nullptr && strcmp(stats, "1") == 0) atexit(print_stats);
+}
+
+void enqueue_new(struct upthread *t) {
+  int nq = g_num_queues.load(std::memory_order_relaxed);
+  t->last_vcore = g_next_placement.fetch_add(1, std::memory_order_relaxed) % static_cast<uint32_t>(nq);
+  uthread_runnable(&t->uth);  // thread_runnable places it by last_vcore
+}
+
+void count_live(int delta) {
+  if (g_live.fetch_add(delta, std::memory_order_acq_rel) + delta == 0) exit(0);
+}
+
+}  // namespace parlib::detail::upthread_impl
+
+using namespace parlib::detail::upthread_impl;
+
+extern "C" {
+
+void upthread_set_sched_period(uint64_t usec) { g_period_us.store(usec); }
+void upthread_can_vcore_request(bool can) { g_can_request.store(can); }
+void upthread_can_vcore_steal(bool can) { g_can_steal.store(can); }
+void upthread_set_num_vcores(int num) {
+  if (num < 1) num = 1;
+  if (num > g_max) num = g_max;
+  g_num_queues.store(num);
+}
+
+int upthread_get_vcore_stats(uint32_t vcoreid, struct upthread_vcore_stats *out) {
+  if (out == nullptr || static_cast<int>(vcoreid) >= g_max) return EINVAL;
+  VcoreSched &vs = g_vcores[vcoreid];
+  out->switches = vs.switches.load(std::memory_order_relaxed);
+  out->steals = vs.steals.load(std::memory_order_relaxed);
+  out->preemptions = vs.preemptions.load(std::memory_order_relaxed);
+  out->idle_ns = vs.idle_ns.load(std::memory_order_relaxed);
+  struct event_stats es {};
+  out->events = event_get_stats(vcoreid, &es) == 0 ? es.handled : 0;
+  out->syscalls = 0;
+  return 0;
+}
+
+}  // extern "C"

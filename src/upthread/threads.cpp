@@ -1,0 +1,240 @@
+// Thread lifecycle: create, exit, join, detach, self, kill; and the
+// constructor that makes main thread0 before main() runs.
+#include <parlib/uthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "upthread/upthread_internal.h"
+
+using namespace parlib::detail::upthread_impl;
+
+namespace parlib::detail::upthread_impl {
+namespace {
+
+struct upthread *self() { return of(uthread_self()); }
+
+void thread_start() {
+  struct upthread *t = self();
+  run_pending_signals(t);
+  upthread_exit(t->start(t->arg));
+}
+
+void free_thread(struct upthread *t) {
+  uthread_cleanup(&t->uth);
+  stack_put(t->stack, t->stack_size, t->guard_size);
+  t->~upthread();
+  free(t);
+}
+
+// Vcore context, after the exiting thread's last switch: hand the thread
+// to its joiner, or free it if nobody will join it.
+void exit_cb(struct uthread *uth, void *) {
+  struct upthread *t = of(uth);
+  uintptr_t prev = t->join_state.exchange(kExited, std::memory_order_acq_rel);
+  if (prev == kDetached) {
+    reclaim(t);
+  } else if (prev != kJoinable) {
+    uthread_runnable(reinterpret_cast<struct uthread *>(prev));  // the joiner
+  }
+  count_live(-1);
+}
+
+// Vcore context: the joiner registers itself, unless the target exited
+// meanwhile (then the joiner continues at once).
+void join_cb(struct uthread *joiner, void *arg) {
+  auto *t = static_cast<struct upthread *>(arg);
+  uintptr_t expected = kJoinable;
+  if (!t->join_state.compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(joiner),
+                                             std::memory_order_acq_rel))
+    uthread_runnable(joiner);
+}
+
+}  // namespace
+
+void reclaim(struct upthread *t) {
+  if (!t->is_thread0) free_thread(t);
+}
+
+void run_pending_signals(struct upthread *t) {
+  uint64_t pending = t->pending_signals.load(std::memory_order_acquire);
+  while (pending != 0) {
+    int sig = __builtin_ctzll(pending) + 1;
+    if (sigismember(&t->sigmask, sig)) {
+      pending &= pending - 1;
+      continue;
+    }
+    t->pending_signals.fetch_and(~(uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) == 0) {
+      if (sa.sa_flags & SA_SIGINFO) {
+        siginfo_t info{};
+        info.si_signo = sig;
+        info.si_code = SI_TKILL;
+        if (sa.sa_sigaction != nullptr) sa.sa_sigaction(sig, &info, nullptr);
+      } else if (sa.sa_handler == SIG_DFL) {
+        raise(sig);  // the default action (terminate, stop, ignore) for the process
+      } else if (sa.sa_handler != SIG_IGN) {
+        sa.sa_handler(sig);
+      }
+    }
+    pending = t->pending_signals.load(std::memory_order_acquire);
+  }
+}
+
+}  // namespace parlib::detail::upthread_impl
+
+__attribute__((constructor)) static void upthread_library_init() { init(); }
+
+extern "C" {
+
+int upthread_attr_init(upthread_attr_t *attr) {
+  if (attr == nullptr) return EINVAL;
+  attr->detachstate = UPTHREAD_CREATE_JOINABLE;
+  attr->stacksize = UPTHREAD_STACK_DEFAULT;
+  attr->guardsize = 4096;
+  return 0;
+}
+int upthread_attr_destroy(upthread_attr_t *attr) { return attr == nullptr ? EINVAL : 0; }
+int upthread_attr_setdetachstate(upthread_attr_t *attr, int state) {
+  if (attr == nullptr || (state != UPTHREAD_CREATE_JOINABLE && state != UPTHREAD_CREATE_DETACHED))
+    return EINVAL;
+  attr->detachstate = state;
+  return 0;
+}
+int upthread_attr_getdetachstate(const upthread_attr_t *attr, int *state) {
+  if (attr == nullptr || state == nullptr) return EINVAL;
+  *state = attr->detachstate;
+  return 0;
+}
+int upthread_attr_setstacksize(upthread_attr_t *attr, size_t size) {
+  if (attr == nullptr || size < UPTHREAD_STACK_MIN) return EINVAL;
+  attr->stacksize = size;
+  return 0;
+}
+int upthread_attr_getstacksize(const upthread_attr_t *attr, size_t *size) {
+  if (attr == nullptr || size == nullptr) return EINVAL;
+  *size = attr->stacksize;
+  return 0;
+}
+int upthread_attr_setguardsize(upthread_attr_t *attr, size_t size) {
+  if (attr == nullptr) return EINVAL;
+  attr->guardsize = size;
+  return 0;
+}
+int upthread_attr_getguardsize(const upthread_attr_t *attr, size_t *size) {
+  if (attr == nullptr || size == nullptr) return EINVAL;
+  *size = attr->guardsize;
+  return 0;
+}
+
+int upthread_create(upthread_t *thread, const upthread_attr_t *attr, void *(*start)(void *),
+                    void *arg) {
+  if (thread == nullptr || start == nullptr) return EINVAL;
+  if (in_vcore_context()) return EPERM;
+  upthread_attr_t defaults;
+  upthread_attr_init(&defaults);
+  if (attr == nullptr) attr = &defaults;
+  void *mem = aligned_alloc(alignof(struct upthread), sizeof(struct upthread));
+  if (mem == nullptr) return EAGAIN;
+  auto *t = new (mem) struct upthread;
+  t->stack_size = attr->stacksize;
+  t->guard_size = attr->guardsize;
+  t->stack = stack_get(t->stack_size, t->guard_size);
+  if (t->stack == nullptr) {
+    free(mem);
+    return EAGAIN;
+  }
+  t->start = start;
+  t->arg = arg;
+  if (attr->detachstate == UPTHREAD_CREATE_DETACHED) t->join_state.store(kDetached);
+  if (struct upthread *me = of(uthread_self())) t->sigmask = me->sigmask;
+  uthread_init(&t->uth);
+  init_uthread_ctx(&t->uth, thread_start, t->stack, t->stack_size);
+  *thread = t;
+  count_live(1);
+  enqueue_new(t);
+  return 0;
+}
+
+void upthread_exit(void *retval) {
+  struct upthread *t = of(uthread_self());
+  if (t == nullptr) abort();  // not a upthread: nothing sensible to do
+  t->retval = retval;
+  uthread_run_destructors();
+  uthread_yield(false, exit_cb, nullptr);
+  __builtin_unreachable();
+}
+
+int upthread_join(upthread_t thread, void **retval) {
+  if (thread == nullptr) return ESRCH;
+  if (thread == upthread_self()) return EDEADLK;
+  uintptr_t state = thread->join_state.load(std::memory_order_acquire);
+  if (state == kDetached) return EINVAL;
+  if (state != kJoinable && state != kExited) return EINVAL;  // someone else joins it
+  if (state != kExited) uthread_yield(true, join_cb, thread);
+  if (retval != nullptr) *retval = thread->retval;
+  reclaim(thread);
+  return 0;
+}
+
+int upthread_detach(upthread_t thread) {
+  if (thread == nullptr) return ESRCH;
+  uintptr_t expected = kJoinable;
+  if (thread->join_state.compare_exchange_strong(expected, kDetached, std::memory_order_acq_rel))
+    return 0;
+  if (expected == kExited) {
+    reclaim(thread);
+    return 0;
+  }
+  return EINVAL;  // already detached, or being joined
+}
+
+upthread_t upthread_self(void) { return of(uthread_self()); }
+
+int upthread_equal(upthread_t a, upthread_t b) { return a == b; }
+
+int upthread_yield(void) {
+  if (uthread_self() == nullptr) return 0;
+  uthread_yield(true, nullptr, nullptr);
+  run_pending_signals(upthread_self());
+  return 0;
+}
+
+int upthread_kill(upthread_t thread, int sig) {
+  if (thread == nullptr) return ESRCH;
+  if (sig < 0 || sig > 64) return EINVAL;
+  if (sig == 0) return 0;
+  thread->pending_signals.fetch_or(uint64_t{1} << (sig - 1), std::memory_order_acq_rel);
+  if (thread == upthread_self()) run_pending_signals(thread);
+  return 0;
+}
+
+int upthread_sigmask(int how, const sigset_t *set, sigset_t *oldset) {
+  struct upthread *t = upthread_self();
+  if (t == nullptr) return EPERM;
+  if (oldset != nullptr) *oldset = t->sigmask;
+  if (set == nullptr) return 0;
+  switch (how) {
+    case SIG_BLOCK:
+      sigorset(&t->sigmask, &t->sigmask, set);
+      break;
+    case SIG_UNBLOCK:
+      for (int s = 1; s < NSIG; ++s)
+        if (sigismember(set, s)) sigdelset(&t->sigmask, s);
+      break;
+    case SIG_SETMASK:
+      t->sigmask = *set;
+      break;
+    default:
+      return EINVAL;
+  }
+  run_pending_signals(t);
+  return 0;
+}
+
+}  // extern "C"
