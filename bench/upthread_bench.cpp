@@ -1,0 +1,146 @@
+// Google Benchmark: upthread against NPTL, same process, same run.
+//   create+join of an empty thread; condvar ping-pong (two threads taking
+//   turns through one mutex and condvar); a mutex contended by two threads.
+// libupthread's constructor makes main (where Google Benchmark runs) a
+// upthread, so the upthread cases start from uthread context; the NPTL
+// cases use glibc's functions from the same thread (main keeps its glibc
+// TCB as thread0).
+#include <benchmark/benchmark.h>
+#include <parlib/vcore.h>
+#include <pthread.h>
+#include <upthread/upthread.h>
+
+#include <atomic>
+
+namespace {
+
+void *empty(void *arg) { return arg; }
+
+void BM_CreateJoin_Upthread(benchmark::State &state) {
+  for (auto _ : state) {
+    upthread_t t;
+    upthread_create(&t, nullptr, empty, nullptr);
+    upthread_join(t, nullptr);
+  }
+}
+BENCHMARK(BM_CreateJoin_Upthread);
+
+void BM_CreateJoin_Nptl(benchmark::State &state) {
+  for (auto _ : state) {
+    pthread_t t;
+    pthread_create(&t, nullptr, empty, nullptr);
+    pthread_join(t, nullptr);
+  }
+}
+BENCHMARK(BM_CreateJoin_Nptl);
+
+// Ping-pong: the two sides take turns, each turn one lock, one wait and one
+// signal; iterations counts round trips.
+template <typename Mutex, typename Cond, auto Lock, auto Unlock, auto Wait, auto Signal>
+struct PingPong {
+  Mutex *m;
+  Cond *c;
+  int turn = 0;
+  long rounds = 0;
+  static void *partner(void *p) {
+    auto *pp = static_cast<PingPong *>(p);
+    for (long i = 0; i < pp->rounds; ++i) pp->take_turn(1);
+    return nullptr;
+  }
+  void take_turn(int me) {
+    Lock(m);
+    while (turn != me) Wait(c, m);
+    turn = 1 - me;
+    Signal(c);
+    Unlock(m);
+  }
+};
+
+using UpPingPong = PingPong<upthread_mutex_t, upthread_cond_t, upthread_mutex_lock,
+                            upthread_mutex_unlock, upthread_cond_wait, upthread_cond_signal>;
+using NptlPingPong = PingPong<pthread_mutex_t, pthread_cond_t, pthread_mutex_lock,
+                              pthread_mutex_unlock, pthread_cond_wait, pthread_cond_signal>;
+
+void BM_CondPingPong_Upthread(benchmark::State &state) {
+  // Range 0: vcores (1: both sides on one vcore; 2: one each).
+  upthread_set_num_vcores(static_cast<int>(state.range(0)));
+  upthread_mutex_t m = UPTHREAD_MUTEX_INITIALIZER;
+  upthread_cond_t c = UPTHREAD_COND_INITIALIZER;
+  UpPingPong pp{&m, &c};
+  pp.rounds = state.max_iterations;
+  upthread_t t;
+  upthread_create(&t, nullptr, UpPingPong::partner, &pp);
+  for (auto _ : state) pp.take_turn(0);
+  upthread_join(t, nullptr);
+  upthread_set_num_vcores(max_vcores());
+}
+BENCHMARK(BM_CondPingPong_Upthread)->Arg(1)->Arg(2);
+
+void BM_CondPingPong_Nptl(benchmark::State &state) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  NptlPingPong pp{&m, &c};
+  pp.rounds = state.max_iterations;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int i = 0; i < state.range(0); ++i) CPU_SET(i, &set);
+  pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  pthread_create(&t, &attr, NptlPingPong::partner, &pp);
+  for (auto _ : state) pp.take_turn(0);
+  pthread_join(t, nullptr);
+}
+BENCHMARK(BM_CondPingPong_Nptl)->Arg(1)->Arg(2)->UseRealTime();
+
+// Two threads increment a counter under one mutex; time per increment.
+template <typename Mutex, auto Lock, auto Unlock>
+struct Contended {
+  Mutex *m;
+  long per_thread;
+  long counter = 0;
+  static void *run(void *p) {
+    auto *c = static_cast<Contended *>(p);
+    for (long i = 0; i < c->per_thread; ++i) {
+      Lock(c->m);
+      ++c->counter;
+      Unlock(c->m);
+    }
+    return nullptr;
+  }
+};
+
+void BM_MutexContended_Upthread(benchmark::State &state) {
+  upthread_mutex_t m = UPTHREAD_MUTEX_INITIALIZER;
+  for (auto _ : state) {
+    Contended<upthread_mutex_t, upthread_mutex_lock, upthread_mutex_unlock> c{&m, 100000};
+    upthread_t a, b;
+    upthread_create(&a, nullptr, decltype(c)::run, &c);
+    upthread_create(&b, nullptr, decltype(c)::run, &c);
+    upthread_join(a, nullptr);
+    upthread_join(b, nullptr);
+    if (c.counter != 200000) state.SkipWithError("lost increments");
+  }
+  state.SetItemsProcessed(state.iterations() * 200000);
+}
+BENCHMARK(BM_MutexContended_Upthread)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_MutexContended_Nptl(benchmark::State &state) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  for (auto _ : state) {
+    Contended<pthread_mutex_t, pthread_mutex_lock, pthread_mutex_unlock> c{&m, 100000};
+    pthread_t a, b;
+    pthread_create(&a, nullptr, decltype(c)::run, &c);
+    pthread_create(&b, nullptr, decltype(c)::run, &c);
+    pthread_join(a, nullptr);
+    pthread_join(b, nullptr);
+    if (c.counter != 200000) state.SkipWithError("lost increments");
+  }
+  state.SetItemsProcessed(state.iterations() * 200000);
+}
+BENCHMARK(BM_MutexContended_Nptl)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
