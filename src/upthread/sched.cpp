@@ -166,13 +166,16 @@ void arm_tick(uint32_t id) {
   start_alarm(&vs.tick);
 }
 
-void maybe_request_vcore() {
+// queue: where the thread was just put. Requests go to the lowest free
+// vcore, so a thread queued on an offline vcore's queue also asks (that
+// vcore, or one that steals from it, picks it up).
+void maybe_request_vcore(uint32_t queue) {
   if (!g_can_request.load(std::memory_order_relaxed)) return;
   int want = g_num_queues.load(std::memory_order_relaxed);
   // A waker that is not on a vcore always asks (see vcore.h: requests add
   // to what is wanted, so one that races with a yield is not lost).
   bool on_vcore = in_vcore_context() || uthread_self() != nullptr;
-  if (!on_vcore || num_vcores() < want) vcore_request(1);
+  if (!on_vcore || num_vcores() < want || !vcore_is_online(queue)) vcore_request(1);
 }
 
 void sched_entry() {
@@ -215,8 +218,9 @@ VcoreSched &home_queue(struct upthread *t) {
 }
 
 void thread_runnable(struct uthread *uth) {
-  push(home_queue(of(uth)), of(uth));
-  maybe_request_vcore();
+  VcoreSched &q = home_queue(of(uth));
+  push(q, of(uth));
+  maybe_request_vcore(static_cast<uint32_t>(&q - g_vcores));
 }
 
 void thread_paused(struct uthread *uth) {

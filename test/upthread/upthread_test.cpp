@@ -1,0 +1,210 @@
+// The upthread scheduler's own behaviour: preemption gives progress to
+// threads that never yield, idle vcores steal, thread_local destructors run
+// at exit, upthread_kill runs the handler in the target, timed waits on
+// CLOCK_MONOTONIC, attribute and argument errors. libupthread's
+// constructor has made main a upthread before gtest's main runs.
+#include <gtest/gtest.h>
+#include <parlib/vcore.h>
+#include <signal.h>
+#include <upthread/upthread.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct PeriodGuard {
+  explicit PeriodGuard(uint64_t usec) { upthread_set_sched_period(usec); }
+  ~PeriodGuard() { upthread_set_sched_period(0); }
+};
+
+// Four threads spin on a flag that only a fifth thread, queued behind them
+// on one vcore, will set. Cooperatively that never ends; with a 1 ms tick
+// it must, and every spinner must have been preempted.
+TEST(Upthread, PreemptionLetsAQueuedThreadRunPastSpinners) {
+  PeriodGuard period(1000);
+  upthread_set_num_vcores(1);
+  upthread_can_vcore_steal(false);
+  std::atomic<bool> flag{false};
+  std::atomic<int> spinners_done{0};
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  struct Arg {
+    std::atomic<bool> *flag;
+    std::atomic<int> *done;
+    std::chrono::steady_clock::time_point deadline;
+  } arg{&flag, &spinners_done, deadline};
+  std::vector<upthread_t> threads;
+  for (int i = 0; i < 4; ++i) {
+    upthread_t t;
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *p) -> void * {
+                                auto *a = static_cast<Arg *>(p);
+                                while (!a->flag->load() && std::chrono::steady_clock::now() < a->deadline) {
+                                }
+                                if (a->flag->load()) a->done->fetch_add(1);
+                                return nullptr;
+                              },
+                              &arg),
+              0);
+    threads.push_back(t);
+  }
+  upthread_t setter;
+  ASSERT_EQ(upthread_create(&setter, nullptr,
+                            [](void *p) -> void * {
+                              static_cast<Arg *>(p)->flag->store(true);
+                              return nullptr;
+                            },
+                            &arg),
+            0);
+  threads.push_back(setter);
+  for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  upthread_can_vcore_steal(true);
+  upthread_set_num_vcores(max_vcores());
+  EXPECT_EQ(spinners_done.load(), 4) << "the setter never ran while spinners spun";
+  uint64_t preemptions = 0;
+  for (int v = 0; v < max_vcores(); ++v) {
+    struct upthread_vcore_stats st {};
+    ASSERT_EQ(upthread_get_vcore_stats(static_cast<uint32_t>(v), &st), 0);
+    preemptions += st.preemptions;
+  }
+  EXPECT_GT(preemptions, 0u);
+}
+
+// All threads are placed on one queue; with stealing the other vcore takes
+// work, so threads run on both vcores.
+TEST(Upthread, IdleVcoresStealFromBusyOnes) {
+  if (max_vcores() < 2) GTEST_SKIP() << "needs 2 vcores";
+  upthread_set_num_vcores(1);  // place every new thread on queue 0
+  std::vector<upthread_t> threads;
+  std::atomic<uint32_t> vcores_seen{0};
+  for (int i = 0; i < 64; ++i) {
+    upthread_t t;
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *p) -> void * {
+                                auto *seen = static_cast<std::atomic<uint32_t> *>(p);
+                                auto until = std::chrono::steady_clock::now() + 2ms;
+                                while (std::chrono::steady_clock::now() < until) {
+                                }
+                                seen->fetch_or(1u << vcore_id());
+                                return nullptr;
+                              },
+                              &vcores_seen),
+              0);
+    threads.push_back(t);
+  }
+  upthread_set_num_vcores(max_vcores());  // let vcore requests go to 2 again
+  // Wake the other vcore: one more runnable thread asks for it.
+  for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  EXPECT_EQ(__builtin_popcount(vcores_seen.load()), 2) << "no work was stolen";
+}
+
+std::atomic<int> g_tl_destroyed{0};
+struct TlCounter {
+  ~TlCounter() { g_tl_destroyed.fetch_add(1); }
+  int touched = 0;
+};
+thread_local TlCounter tl_counter;
+
+TEST(Upthread, ThreadLocalDestructorsRunAtExit) {
+  g_tl_destroyed = 0;
+  std::vector<upthread_t> threads(10);
+  for (auto &t : threads)
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *) -> void * {
+                                tl_counter.touched = 1;
+                                return nullptr;
+                              },
+                              nullptr),
+              0);
+  for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  EXPECT_EQ(g_tl_destroyed.load(), 10);
+}
+
+std::atomic<upthread_t> g_handler_ran_in{nullptr};
+void on_usr2(int) { g_handler_ran_in.store(upthread_self()); }
+
+TEST(Upthread, KillRunsTheHandlerInTheTarget) {
+  struct sigaction sa {};
+  sa.sa_handler = on_usr2;
+  sigaction(SIGUSR2, &sa, nullptr);
+  std::atomic<bool> stop{false};
+  upthread_t t;
+  ASSERT_EQ(upthread_create(&t, nullptr,
+                            [](void *p) -> void * {
+                              auto *s = static_cast<std::atomic<bool> *>(p);
+                              while (!s->load()) upthread_yield();
+                              return nullptr;
+                            },
+                            &stop),
+            0);
+  ASSERT_EQ(upthread_kill(t, SIGUSR2), 0);
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (g_handler_ran_in.load() == nullptr && std::chrono::steady_clock::now() < until) upthread_yield();
+  stop = true;
+  ASSERT_EQ(upthread_join(t, nullptr), 0);
+  EXPECT_EQ(g_handler_ran_in.load(), t);
+  EXPECT_EQ(upthread_kill(t == nullptr ? nullptr : upthread_self(), 0), 0);
+  EXPECT_EQ(upthread_kill(upthread_self(), 99), EINVAL);
+  signal(SIGUSR2, SIG_DFL);
+}
+
+TEST(Upthread, MonotonicCondTimedwaitTimesOut) {
+  upthread_condattr_t ca;
+  upthread_condattr_init(&ca);
+  ASSERT_EQ(upthread_condattr_setclock(&ca, CLOCK_MONOTONIC), 0);
+  EXPECT_EQ(upthread_condattr_setclock(&ca, CLOCK_PROCESS_CPUTIME_ID), EINVAL);
+  upthread_cond_t c;
+  ASSERT_EQ(upthread_cond_init(&c, &ca), 0);
+  upthread_mutex_t m = UPTHREAD_MUTEX_INITIALIZER;
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  timespec deadline = now;
+  deadline.tv_nsec += 30 * 1000 * 1000;
+  if (deadline.tv_nsec >= 1000000000) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000;
+  }
+  upthread_mutex_lock(&m);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(upthread_cond_timedwait(&c, &m, &deadline), ETIMEDOUT);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  upthread_mutex_unlock(&m);
+  EXPECT_GE(waited, 29ms);
+  EXPECT_LT(waited, 2s);
+  upthread_cond_destroy(&c);
+}
+
+TEST(Upthread, ArgumentAndStateErrors) {
+  upthread_attr_t attr;
+  upthread_attr_init(&attr);
+  EXPECT_EQ(upthread_attr_setstacksize(&attr, 100), EINVAL);
+  EXPECT_EQ(upthread_attr_setdetachstate(&attr, 7), EINVAL);
+  EXPECT_EQ(upthread_create(nullptr, nullptr, nullptr, nullptr), EINVAL);
+  EXPECT_EQ(upthread_join(upthread_self(), nullptr), EDEADLK);
+  EXPECT_EQ(upthread_join(nullptr, nullptr), ESRCH);
+  upthread_attr_setdetachstate(&attr, UPTHREAD_CREATE_DETACHED);
+  std::atomic<bool> ran{false};
+  upthread_t t;
+  ASSERT_EQ(upthread_create(&t, &attr,
+                            [](void *p) -> void * {
+                              static_cast<std::atomic<bool> *>(p)->store(true);
+                              return nullptr;
+                            },
+                            &ran),
+            0);
+  while (!ran.load()) upthread_yield();
+  upthread_barrier_t b;
+  EXPECT_EQ(upthread_barrier_init(&b, nullptr, 0), EINVAL);
+  upthread_key_t key;
+  ASSERT_EQ(upthread_key_create(&key, nullptr), 0);
+  EXPECT_EQ(upthread_setspecific(key, &ran), 0);
+  EXPECT_EQ(upthread_getspecific(key), &ran);
+  EXPECT_EQ(upthread_key_delete(key), 0);
+}
+
+}  // namespace
