@@ -3,8 +3,19 @@
 // the first event can arrive.
 #include "event/event_internal.h"
 
+#if __has_include("syscall/syscall_internal.h")
+#include "syscall/syscall_internal.h"
+#define PARLIB_HAVE_SYSCALL_LAYER 1
+#endif
+
 namespace parlib::detail {
 
-void install_default_event_handlers() {}
+void install_default_event_handlers() {
+#ifdef PARLIB_HAVE_SYSCALL_LAYER
+  // EV_SYSCALL (uthread_runnable on the descriptor's uthread), the
+  // backend, and the idle waiter that sleeps on the vcore's ring.
+  syscall_layer_init();
+#endif
+}
 
 }  // namespace parlib::detail

@@ -1,0 +1,459 @@
+// The interposed C library functions. Each one is glibc's (reached through
+// dlsym(RTLD_NEXT)) unless the caller is a uthread that may block; then the
+// operation goes to the vcore's io_uring (or a helper thread) and only the
+// uthread waits. See docs/syscall.md for the per-call details.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "common/raw_log.h"
+#include "syscall/syscall_internal.h"
+
+namespace parlib::detail {
+namespace {
+
+// glibc's definitions, resolved on first use (dlsym is thread-safe; a race
+// only resolves the same address twice).
+template <typename Fn>
+Fn real(std::atomic<Fn> &slot, const char *name) {
+  Fn f = slot.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+    if (f == nullptr) raw_fatal("syscall: the C library has no %s", name);
+    slot.store(f, std::memory_order_release);
+  }
+  return f;
+}
+
+#define PARLIB_REAL_SLOT(name, type) std::atomic<type> g_real_##name{nullptr};
+PARLIB_REAL_SLOT(read, ssize_t (*)(int, void *, size_t))
+PARLIB_REAL_SLOT(write, ssize_t (*)(int, const void *, size_t))
+PARLIB_REAL_SLOT(pread, ssize_t (*)(int, void *, size_t, off_t))
+PARLIB_REAL_SLOT(pwrite, ssize_t (*)(int, const void *, size_t, off_t))
+PARLIB_REAL_SLOT(readv, ssize_t (*)(int, const struct iovec *, int))
+PARLIB_REAL_SLOT(writev, ssize_t (*)(int, const struct iovec *, int))
+PARLIB_REAL_SLOT(recv, ssize_t (*)(int, void *, size_t, int))
+PARLIB_REAL_SLOT(recvfrom, ssize_t (*)(int, void *, size_t, int, struct sockaddr *, socklen_t *))
+PARLIB_REAL_SLOT(recvmsg, ssize_t (*)(int, struct msghdr *, int))
+PARLIB_REAL_SLOT(send, ssize_t (*)(int, const void *, size_t, int))
+PARLIB_REAL_SLOT(sendto,
+                 ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *, socklen_t))
+PARLIB_REAL_SLOT(sendmsg, ssize_t (*)(int, const struct msghdr *, int))
+PARLIB_REAL_SLOT(accept, int (*)(int, struct sockaddr *, socklen_t *))
+PARLIB_REAL_SLOT(accept4, int (*)(int, struct sockaddr *, socklen_t *, int))
+PARLIB_REAL_SLOT(connect, int (*)(int, const struct sockaddr *, socklen_t))
+PARLIB_REAL_SLOT(poll, int (*)(struct pollfd *, nfds_t, int))
+PARLIB_REAL_SLOT(ppoll, int (*)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))
+PARLIB_REAL_SLOT(select, int (*)(int, fd_set *, fd_set *, fd_set *, struct timeval *))
+PARLIB_REAL_SLOT(epoll_wait, int (*)(int, struct epoll_event *, int, int))
+PARLIB_REAL_SLOT(sleep, unsigned (*)(unsigned))
+PARLIB_REAL_SLOT(usleep, int (*)(useconds_t))
+PARLIB_REAL_SLOT(nanosleep, int (*)(const struct timespec *, struct timespec *))
+PARLIB_REAL_SLOT(clock_nanosleep, int (*)(clockid_t, int, const struct timespec *, struct timespec *))
+PARLIB_REAL_SLOT(fsync, int (*)(int))
+PARLIB_REAL_SLOT(fdatasync, int (*)(int))
+#undef PARLIB_REAL_SLOT
+
+#define REAL(name) real(g_real_##name, #name)
+
+// -errno convention of the backends back to the C library's.
+long set_errno(long r) {
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+// Descriptors the program made non-blocking keep their semantics: the real
+// call returns EAGAIN. A bad descriptor also goes to the real call, which
+// fails with EBADF exactly as it would have.
+bool must_call_real(int fd) {
+  long fl = syscall(SYS_fcntl, fd, F_GETFL);
+  return fl < 0 || (fl & O_NONBLOCK) != 0;
+}
+
+// pread/pwrite on pipes and sockets fail with ESPIPE (io_uring would not).
+bool is_stream(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return true;  // EBADF: the real call says so
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+}
+
+// io_uring's send operations never raise SIGPIPE; the blocking call does
+// unless MSG_NOSIGNAL, on the calling thread, before it returns.
+void raise_sigpipe_if(long r, int flags) {
+  if (r == -EPIPE && (flags & MSG_NOSIGNAL) == 0)
+    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGPIPE);
+}
+
+// Runs fn() (the real blocking call, returning -errno) on a helper thread
+// while the calling uthread waits.
+template <typename Fn>
+long offload_call(long num, Fn fn) {
+  return offload(num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn);
+}
+
+// Runs one operation for the calling uthread: on its vcore's ring, with
+// prep filling the SQE, or else on a helper thread with fallback (the real
+// blocking call, returning -errno). Returns >= 0 or -errno.
+template <typename Prep, typename Fallback>
+long async_op(long num, Prep prep, Fallback fallback) {
+  {
+    NotifGuard guard;
+    if (VcoreRing *r = this_ring()) {
+      struct syscall sc;
+      sysc_prepare(&sc, num);
+      prep(ring_sqe(r, &sc));
+      return ring_wait(r, &sc);
+    }
+  }
+  return offload_call(num, fallback);
+}
+
+long neg_errno(long r) { return r < 0 ? -errno : r; }
+
+bool timespec_valid(const struct timespec *ts) {
+  return ts != nullptr && ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
+}
+
+struct timespec ns_to_ts(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000u);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000u);
+  return ts;
+}
+
+uint64_t ts_to_ns(const struct timespec &ts) {
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A relative sleep for the calling uthread (CLOCK_MONOTONIC, as Linux
+// measures nanosleep).
+void sleep_rel(const struct timespec &rel) {
+  uint64_t now = monotonic_ns();
+  uint64_t d = ts_to_ns(rel);
+  uint64_t deadline = d > UINT64_MAX - now ? UINT64_MAX : now + d;
+  sleep_until(CLOCK_MONOTONIC, ns_to_ts(deadline));
+}
+
+// The poll-like calls: asks the kernel with a zero timeout, and until it
+// answers or the deadline passes, waits for readiness on the ring.
+// check() is that zero-timeout call; returns its result.
+template <typename Check>
+int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check check) {
+  int r = check();
+  if (r != 0 || timeout_ns == 0) return r;
+  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
+  for (;;) {
+    if (!wait_any_ready(fds, n, deadline)) return INT_MIN;  // no ring
+    r = check();
+    if (r != 0) return r;
+    if (deadline != 0 && monotonic_ns() >= deadline) return 0;
+  }
+}
+
+}  // namespace
+}  // namespace parlib::detail
+
+using namespace parlib::detail;
+
+extern "C" {
+
+PARLIB_API ssize_t read(int fd, void *buf, size_t n) {
+  if (!can_block_async() || must_call_real(fd)) return REAL(read)(fd, buf, n);
+  return set_errno(async_op(
+      SYS_read, [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(-1)); },
+      [&] { return neg_errno(REAL(read)(fd, buf, n)); }));
+}
+
+PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
+  if (!can_block_async() || must_call_real(fd)) return REAL(write)(fd, buf, n);
+  return set_errno(async_op(
+      SYS_write, [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(-1)); },
+      [&] { return neg_errno(REAL(write)(fd, buf, n)); }));
+}
+
+PARLIB_API ssize_t pread(int fd, void *buf, size_t n, off_t off) {
+  if (!can_block_async() || off < 0 || must_call_real(fd) || is_stream(fd))
+    return REAL(pread)(fd, buf, n, off);
+  return set_errno(async_op(
+      SYS_pread64, [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(off)); },
+      [&] { return neg_errno(REAL(pread)(fd, buf, n, off)); }));
+}
+
+PARLIB_API ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
+  if (!can_block_async() || off < 0 || must_call_real(fd) || is_stream(fd))
+    return REAL(pwrite)(fd, buf, n, off);
+  return set_errno(async_op(
+      SYS_pwrite64, [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(off)); },
+      [&] { return neg_errno(REAL(pwrite)(fd, buf, n, off)); }));
+}
+
+PARLIB_API ssize_t readv(int fd, const struct iovec *iov, int cnt) {
+  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX || must_call_real(fd))
+    return REAL(readv)(fd, iov, cnt);
+  return set_errno(async_op(
+      SYS_readv, [&](io_uring_sqe *s) { io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1)); },
+      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }));
+}
+
+PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
+  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX || must_call_real(fd))
+    return REAL(writev)(fd, iov, cnt);
+  return set_errno(async_op(
+      SYS_writev, [&](io_uring_sqe *s) { io_uring_prep_writev(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1)); },
+      [&] { return neg_errno(REAL(writev)(fd, iov, cnt)); }));
+}
+
+PARLIB_API ssize_t recv(int fd, void *buf, size_t n, int flags) {
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+    return REAL(recv)(fd, buf, n, flags);
+  return set_errno(async_op(
+      SYS_recvfrom, [&](io_uring_sqe *s) { io_uring_prep_recv(s, fd, buf, n, flags); },
+      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }));
+}
+
+PARLIB_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+    return REAL(recvmsg)(fd, msg, flags);
+  return set_errno(async_op(
+      SYS_recvmsg, [&](io_uring_sqe *s) { io_uring_prep_recvmsg(s, fd, msg, static_cast<unsigned>(flags)); },
+      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }));
+}
+
+PARLIB_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                            socklen_t *addrlen) {
+  if (addr == nullptr) return recv(fd, buf, n, flags);
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd) || addrlen == nullptr)
+    return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
+  struct iovec iov = {buf, n};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = addr;
+  msg.msg_namelen = *addrlen;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t r = recvmsg(fd, &msg, flags);
+  if (r >= 0) *addrlen = msg.msg_namelen;
+  return r;
+}
+
+PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+    return REAL(sendmsg)(fd, msg, flags);
+  long r = async_op(
+      SYS_sendmsg, [&](io_uring_sqe *s) { io_uring_prep_sendmsg(s, fd, msg, static_cast<unsigned>(flags | MSG_NOSIGNAL)); },
+      [&] { return neg_errno(REAL(sendmsg)(fd, msg, flags | MSG_NOSIGNAL)); });
+  raise_sigpipe_if(r, flags);
+  return set_errno(r);
+}
+
+PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+    return REAL(send)(fd, buf, n, flags);
+  long r = async_op(
+      SYS_sendto, [&](io_uring_sqe *s) { io_uring_prep_send(s, fd, buf, n, flags | MSG_NOSIGNAL); },
+      [&] { return neg_errno(REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL)); });
+  raise_sigpipe_if(r, flags);
+  return set_errno(r);
+}
+
+PARLIB_API ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                          const struct sockaddr *addr, socklen_t addrlen) {
+  if (addr == nullptr) return send(fd, buf, n, flags);
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+    return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
+  struct iovec iov = {const_cast<void *>(buf), n};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = const_cast<struct sockaddr *>(addr);
+  msg.msg_namelen = addrlen;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  return sendmsg(fd, &msg, flags);
+}
+
+PARLIB_API int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
+  if (!can_block_async() || must_call_real(fd)) return REAL(accept4)(fd, addr, addrlen, flags);
+  return static_cast<int>(set_errno(async_op(
+      SYS_accept4, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, flags); },
+      [&] { return neg_errno(REAL(accept4)(fd, addr, addrlen, flags)); })));
+}
+
+PARLIB_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
+  if (!can_block_async() || must_call_real(fd)) return REAL(accept)(fd, addr, addrlen);
+  return static_cast<int>(set_errno(async_op(
+      SYS_accept, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, 0); },
+      [&] { return neg_errno(REAL(accept)(fd, addr, addrlen)); })));
+}
+
+PARLIB_API int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  if (!can_block_async() || must_call_real(fd)) return REAL(connect)(fd, addr, len);
+  return static_cast<int>(set_errno(async_op(
+      SYS_connect, [&](io_uring_sqe *s) { io_uring_prep_connect(s, fd, addr, len); },
+      [&] { return neg_errno(REAL(connect)(fd, addr, len)); })));
+}
+
+PARLIB_API int fsync(int fd) {
+  if (!can_block_async()) return REAL(fsync)(fd);
+  return static_cast<int>(set_errno(async_op(
+      SYS_fsync, [&](io_uring_sqe *s) { io_uring_prep_fsync(s, fd, 0); },
+      [&] { return neg_errno(REAL(fsync)(fd)); })));
+}
+
+PARLIB_API int fdatasync(int fd) {
+  if (!can_block_async()) return REAL(fdatasync)(fd);
+  return static_cast<int>(set_errno(async_op(
+      SYS_fdatasync, [&](io_uring_sqe *s) { io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC); },
+      [&] { return neg_errno(REAL(fdatasync)(fd)); })));
+}
+
+// The poll family: a zero-timeout call first; then, on the ring, waits for
+// readiness and asks again, until it answers or the timeout passes. With
+// helper threads the whole call runs there.
+PARLIB_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
+  if (!can_block_async() || timeout == 0) return REAL(poll)(fds, n, timeout);
+  int64_t tns = timeout < 0 ? -1 : int64_t{timeout} * 1000000;
+  if (syscall_backend() == PARLIB_SYSC_IO_URING) {
+    int r = poll_loop(fds, n, tns, [&] { return REAL(poll)(fds, n, 0); });
+    if (r != INT_MIN) return r;
+  }
+  return static_cast<int>(
+      set_errno(offload_call(SYS_poll, [&] { return neg_errno(REAL(poll)(fds, n, timeout)); })));
+}
+
+PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                     const sigset_t *sigmask) {
+  // An invalid timeout fails at once in the real call. The signal mask is
+  // not applied in uthread context (see docs/syscall.md).
+  if (!can_block_async() || (tmo != nullptr && !timespec_valid(tmo)) ||
+      (tmo != nullptr && tmo->tv_sec == 0 && tmo->tv_nsec == 0))
+    return REAL(ppoll)(fds, n, tmo, sigmask);
+  int64_t tns = -1;
+  if (tmo != nullptr)
+    tns = tmo->tv_sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX / 2
+                                                   : static_cast<int64_t>(ts_to_ns(*tmo));
+  if (syscall_backend() == PARLIB_SYSC_IO_URING) {
+    struct timespec zero = {0, 0};
+    int r = poll_loop(fds, n, tns, [&] { return REAL(ppoll)(fds, n, &zero, nullptr); });
+    if (r != INT_MIN) return r;
+  }
+  return static_cast<int>(set_errno(
+      offload_call(SYS_ppoll, [&] { return neg_errno(REAL(ppoll)(fds, n, tmo, nullptr)); })));
+}
+
+PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
+  if (!can_block_async() || timeout == 0) return REAL(epoll_wait)(epfd, events, maxevents, timeout);
+  int64_t tns = timeout < 0 ? -1 : int64_t{timeout} * 1000000;
+  if (syscall_backend() == PARLIB_SYSC_IO_URING) {
+    struct pollfd pfd = {epfd, POLLIN, 0};
+    int r = poll_loop(&pfd, 1, tns, [&] { return REAL(epoll_wait)(epfd, events, maxevents, 0); });
+    if (r != INT_MIN) return r;
+  }
+  return static_cast<int>(set_errno(offload_call(
+      SYS_epoll_wait, [&] { return neg_errno(REAL(epoll_wait)(epfd, events, maxevents, timeout)); })));
+}
+
+PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+  if (!can_block_async() || nfds < 0 || nfds > FD_SETSIZE ||
+      (tv != nullptr && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)) ||
+      (tv != nullptr && tv->tv_sec == 0 && tv->tv_usec == 0))
+    return REAL(select)(nfds, rd, wr, ex, tv);
+  if (syscall_backend() == PARLIB_SYSC_IO_URING) {
+    // The sets the caller passed, to ask again after every wake-up.
+    fd_set in_rd, in_wr, in_ex;
+    FD_ZERO(&in_rd);
+    FD_ZERO(&in_wr);
+    FD_ZERO(&in_ex);
+    if (rd != nullptr) in_rd = *rd;
+    if (wr != nullptr) in_wr = *wr;
+    if (ex != nullptr) in_ex = *ex;
+    struct pollfd pfds[FD_SETSIZE];
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; ++fd) {
+      short ev = 0;
+      if (FD_ISSET(fd, &in_rd)) ev |= POLLIN;
+      if (FD_ISSET(fd, &in_wr)) ev |= POLLOUT;
+      if (FD_ISSET(fd, &in_ex)) ev |= POLLPRI;
+      if (ev != 0) pfds[n++] = {fd, ev, 0};
+    }
+    uint64_t start = monotonic_ns();
+    int64_t tns = tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
+    int r = poll_loop(pfds, n, tns, [&] {
+      if (rd != nullptr) *rd = in_rd;
+      if (wr != nullptr) *wr = in_wr;
+      if (ex != nullptr) *ex = in_ex;
+      struct timeval zero = {0, 0};
+      return REAL(select)(nfds, rd, wr, ex, &zero);
+    });
+    if (r != INT_MIN) {
+      if (tv != nullptr) {  // Linux reports the time not slept
+        int64_t left = tns - static_cast<int64_t>(monotonic_ns() - start);
+        if (left < 0) left = 0;
+        tv->tv_sec = left / 1000000000;
+        tv->tv_usec = (left % 1000000000) / 1000;
+      }
+      return r;
+    }
+    if (rd != nullptr) *rd = in_rd;
+    if (wr != nullptr) *wr = in_wr;
+    if (ex != nullptr) *ex = in_ex;
+  }
+  return static_cast<int>(set_errno(
+      offload_call(SYS_select, [&] { return neg_errno(REAL(select)(nfds, rd, wr, ex, tv)); })));
+}
+
+// The sleeps: a timeout on the ring (an alarm with helper threads). A
+// sleeping uthread is not interrupted by signals, so rem is never written.
+PARLIB_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
+                               struct timespec *rem) {
+  bool supported = clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME;
+  if (!can_block_async() || !supported || !timespec_valid(req))
+    return REAL(clock_nanosleep)(clk, flags, req, rem);
+  if (flags & TIMER_ABSTIME) {
+    sleep_until(clk, *req);
+  } else {
+    struct timespec now;
+    clock_gettime(clk, &now);
+    uint64_t deadline = ts_to_ns(now) + ts_to_ns(*req);
+    sleep_until(clk, ns_to_ts(deadline));
+  }
+  return 0;
+}
+
+PARLIB_API int nanosleep(const struct timespec *req, struct timespec *rem) {
+  if (!can_block_async() || !timespec_valid(req)) return REAL(nanosleep)(req, rem);
+  sleep_rel(*req);
+  return 0;
+}
+
+PARLIB_API int usleep(useconds_t usec) {
+  if (!can_block_async()) return REAL(usleep)(usec);
+  struct timespec ts = {static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
+  sleep_rel(ts);
+  return 0;
+}
+
+PARLIB_API unsigned sleep(unsigned seconds) {
+  if (!can_block_async()) return REAL(sleep)(seconds);
+  struct timespec ts = {static_cast<time_t>(seconds), 0};
+  sleep_rel(ts);
+  return 0;
+}
+
+}  // extern "C"

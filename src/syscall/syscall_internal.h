@@ -1,0 +1,83 @@
+// The syscall layer's internal interface: the blocking protocol shared by
+// the interposed functions (interpose.cpp) and the two backends
+// (syscall.cpp: io_uring rings and helper threads). See docs/syscall.md.
+#ifndef PARLIB_SYSCALL_SYSCALL_INTERNAL_H
+#define PARLIB_SYSCALL_SYSCALL_INTERNAL_H
+
+#include <parlib/syscall.h>
+#include <liburing.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <cstdint>
+
+namespace parlib::detail {
+
+// Called once by install_default_event_handlers(): resolves glibc's
+// functions, picks the backend, registers the EV_SYSCALL handler and the
+// idle waiter.
+void syscall_layer_init();
+
+// PARLIB_SYSC_* of the running process.
+int syscall_backend();
+
+// True when the caller is a uthread that may block asynchronously: the
+// layer is initialised, the caller is in uthread context and it has
+// notifications enabled (a uthread holding a pdr lock must not yield).
+bool can_block_async();
+
+// A vcore's ring, opaque outside syscall.cpp.
+struct VcoreRing;
+
+// Notifications disabled for the scope: the uthread stays on its vcore,
+// which is what makes it the only user of that vcore's ring.
+class NotifGuard {
+ public:
+  NotifGuard();
+  ~NotifGuard();
+  NotifGuard(const NotifGuard &) = delete;
+  NotifGuard &operator=(const NotifGuard &) = delete;
+};
+
+// The calling uthread's vcore's ring, created on first use (on the vcore's
+// own task, as a single-issuer ring requires). nullptr when the backend is
+// not io_uring or the ring cannot be had. Call under a NotifGuard.
+VcoreRing *this_ring();
+
+// Fills sc for a call of system call num by the calling uthread.
+void sysc_prepare(struct syscall *sc, long num);
+
+// The next SQE of r for sc (its user_data set, sc->pending_ counted). Never
+// returns nullptr: submits to make room when the SQ is full.
+io_uring_sqe *ring_sqe(VcoreRing *r, struct syscall *sc);
+
+// Submits what was prepared and waits until every completion of sc has
+// arrived; the uthread blocks (yields through thread_blockon_sysc) if they
+// do not arrive at once. Returns sc->retval (first completion's result).
+// Under the NotifGuard that this_ring() was called under.
+long ring_wait(VcoreRing *r, struct syscall *sc);
+
+// Runs fn(arg) (a blocking call that returns >= 0 or -errno) on a helper
+// thread while the calling uthread blocks; returns its result.
+long offload(long num, long (*fn)(void *), void *arg);
+
+// Sleeps the calling uthread until the deadline (absolute on clk, one of
+// CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME) without blocking its
+// vcore. Uthread context, can_block_async().
+void sleep_until(clockid_t clk, const struct timespec &abs_deadline);
+
+// Blocks the calling uthread until one of fds may be ready (as POLL_ADD
+// says) or the CLOCK_MONOTONIC deadline passes (deadline_ns 0: none). The
+// caller then asks the kernel for the exact answer with a zero timeout.
+// io_uring backend only. Returns false if no ring could be had.
+bool wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns);
+
+uint64_t monotonic_ns();
+
+// Calls the EV_SYSCALL handler for sc as if its event had arrived.
+void deliver_sysc(struct syscall *sc);
+
+}  // namespace parlib::detail
+
+#endif  // PARLIB_SYSCALL_SYSCALL_INTERNAL_H
