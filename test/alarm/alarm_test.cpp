@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <random>
 #include <thread>
@@ -73,6 +74,7 @@ struct Record {
   struct alarm_waiter w;
   uint64_t deadline_us = 0;            // what the test set
   uint32_t start_vcore = kNoVcore;     // vcore_id() at start_alarm
+  uint64_t started_ns = 0;             // CLOCK_MONOTONIC once start_alarm returned
   std::atomic<uint32_t> fired{0};
   uint32_t fire_vcore = kNoVcore;
   uint64_t fire_ns = 0;                // CLOCK_MONOTONIC at the callback
@@ -102,7 +104,27 @@ void start_noting_vcore(Record *r) {
   r->start_vcore = vcore_id();
   start_alarm(&r->w);
   uth_enable_notifs();
+  r->started_ns = mono_ns();
 }
+
+// Stops every waiter a test leaves behind when it ends early (a failed
+// ASSERT): nothing may fire into freed test memory afterwards.
+class StopAllOnExit {
+ public:
+  template <typename Range, typename Get>
+  StopAllOnExit(Range &range, Get get) {
+    for (auto &x : range) ws_.push_back(get(x));
+  }
+  StopAllOnExit(std::initializer_list<struct alarm_waiter *> ws) : ws_(ws) {}
+  ~StopAllOnExit() {
+    for (auto *w : ws_) stop_alarm(w);
+    // Callbacks already in flight still run: give them time.
+    if (::testing::Test::HasFailure()) settle(500ms);
+  }
+
+ private:
+  std::vector<struct alarm_waiter *> ws_;
+};
 
 // ------------------------------------------------------------ many alarms
 
@@ -141,8 +163,12 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
   g_many = st.get();
   for (auto &o : st->order) o.assign(kManyAlarms, -1);
 
-  // Deadlines in [base, base + 200 ms); base leaves time to start them all
-  // first, so that per-vcore callback order must equal deadline order.
+  // Deadlines in [base, base + 200 ms); base normally leaves time to start
+  // them all first. Order is checked for every pair where it is defined: a
+  // callback B must not follow a callback A with a later deadline on the
+  // same vcore if B was already pending when A fell due (B's start_alarm
+  // returned before A's deadline). Under heavy load some alarms start late;
+  // those are only checked against alarms due after their start.
   const uint64_t base = mono_us() + 300000;
   std::mt19937_64 rng(12345);
   for (auto &r : st->recs) {
@@ -162,6 +188,7 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
     uint64_t done_us;
   } halves[2] = {{&st->recs[0], kManyAlarms / 2, &arrived, 0},
                  {&st->recs[kManyAlarms / 2], kManyAlarms - kManyAlarms / 2, &arrived, 0}};
+  StopAllOnExit guard(st->recs, [](Record &r) { return &r.w; });
   TestThread *t[2];
   for (int i = 0; i < 2; i++) {
     t[i] = fifo_spawn(
@@ -180,11 +207,13 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
         &halves[i]);
   }
   for (auto *th : t) fifo_join(th);
-  ASSERT_LT(std::max(halves[0].done_us, halves[1].done_us), base)
-      << "starting the alarms took longer than the margin before the first deadline";
+  const uint64_t all_started_us = std::max(halves[0].done_us, halves[1].done_us);
+  if (all_started_us >= base)
+    printf("note: starting took %.1f ms past the margin (a loaded machine)\n",
+           static_cast<double>(all_started_us - base) / 1000.0);
 
   ASSERT_TRUE(wait_until([&] { return st->total.load(std::memory_order_acquire) >= kManyAlarms; },
-                         20s))
+                         30s))
       << "only " << st->total.load() << " of " << kManyAlarms << " alarms fired";
   settle(50ms);
   EXPECT_EQ(st->total.load(std::memory_order_acquire), kManyAlarms);
@@ -210,28 +239,34 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
   for (int vc = 0; vc < kMaxVcores; vc++) {
     int len = st->order_len[vc].load(std::memory_order_acquire);
     EXPECT_EQ(len, started_on[vc]) << "vcore " << vc;
+    // Latest deadline among the callbacks so far: the earlier callback with
+    // the latest deadline is the one a later callback must not undercut.
     int inversions = 0;
-    for (int i = 1; i < std::min(len, kManyAlarms); i++) {
-      const Record &prev = st->recs[st->order[vc][i - 1]];
+    uint64_t max_deadline_us = 0;
+    for (int i = 0; i < std::min(len, kManyAlarms); i++) {
       const Record &cur = st->recs[st->order[vc][i]];
-      if (cur.deadline_us < prev.deadline_us) inversions++;
+      if (i > 0 && max_deadline_us > cur.deadline_us && max_deadline_us * 1000u >= cur.started_ns)
+        inversions++;
+      max_deadline_us = std::max(max_deadline_us, cur.deadline_us);
     }
     EXPECT_EQ(inversions, 0) << "callbacks out of deadline order on vcore " << vc;
   }
   g_many = nullptr;
 }
 
-// Half of many pending alarms are stopped before they are due: exactly the
-// others fire (heap removal from arbitrary positions).
+// Many alarms pending far in the future; half of them are stopped, the
+// other half reset (re-keyed) to fire soon: exactly those fire, at their
+// new times (heap removal and re-keying at arbitrary positions). Nothing
+// here depends on how fast the machine is.
 TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
   constexpr int kN = 4000;
   std::vector<Record> recs(kN);
-  const uint64_t base = mono_us() + 200000;
+  StopAllOnExit guard(recs, [](Record &r) { return &r.w; });
+  const uint64_t far = mono_us() + 600000000;  // 10 minutes
   std::mt19937_64 rng(777);
   for (auto &r : recs) {
     init_record(&r);
-    r.deadline_us = base + rng() % 50000;
-    set_waiter_abs(&r.w, r.deadline_us);
+    set_waiter_abs(&r.w, far + rng() % 1000000);
     start_alarm(&r.w);
   }
   std::vector<bool> stopped(kN, false);
@@ -239,11 +274,13 @@ TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
   for (int i = 0; i < kN; i++) {
     if (rng() % 2 == 0) {
       stopped[i] = true;
-      EXPECT_TRUE(stop_alarm(&recs[i].w)) << "alarm " << i << " was pending";
       stops++;
+      EXPECT_TRUE(stop_alarm(&recs[i].w)) << "alarm " << i << " was pending";
+    } else {
+      recs[i].deadline_us = mono_us() + 1000 + rng() % 50000;
+      EXPECT_TRUE(reset_alarm_abs(&recs[i].w, recs[i].deadline_us)) << "alarm " << i;
     }
   }
-  ASSERT_LT(mono_us(), base) << "stopping took longer than the margin";
   for (int i = 0; i < kN; i++) {
     if (stopped[i]) {
       EXPECT_FALSE(stop_alarm(&recs[i].w)) << "a second stop finds nothing";
@@ -253,14 +290,15 @@ TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
     int n = 0;
     for (auto &r : recs) n += static_cast<int>(r.fired.load(std::memory_order_acquire));
     return n >= kN - stops;
-  }));
+  }, 30s));
   settle(30ms);
+  int wrong = 0, early = 0;
   for (int i = 0; i < kN; i++) {
-    EXPECT_EQ(recs[i].fired.load(), stopped[i] ? 0u : 1u) << "alarm " << i;
-    if (!stopped[i]) {
-      EXPECT_GE(recs[i].fire_ns, recs[i].deadline_us * 1000u);
-    }
+    if (recs[i].fired.load() != (stopped[i] ? 0u : 1u)) wrong++;
+    if (!stopped[i] && recs[i].fire_ns < recs[i].deadline_us * 1000u) early++;
   }
+  EXPECT_EQ(wrong, 0) << "stopped alarms that fired, or reset ones that did not fire once";
+  EXPECT_EQ(early, 0) << "reset alarms that fired before their new deadline";
 }
 
 // More pending alarms than the heap's initial reservation (64 Ki): it
@@ -268,6 +306,7 @@ TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
 TEST(Alarm, HeapGrowsPastItsInitialReservation) {
   constexpr int kN = 100000;
   std::vector<struct alarm_waiter> ws(kN);
+  StopAllOnExit guard(ws, [](struct alarm_waiter &w) { return &w; });
   std::mt19937_64 rng(99);
   const uint64_t far = mono_us() + 600000000;  // 10 minutes: none fires
   for (auto &w : ws) {
@@ -277,6 +316,7 @@ TEST(Alarm, HeapGrowsPastItsInitialReservation) {
   }
   Record probe;  // one due soon, among them all
   init_record(&probe);
+  StopAllOnExit probe_guard{&probe.w};
   set_waiter_rel(&probe.w, 1000);
   start_alarm(&probe.w);
   std::vector<int> idx(kN);
@@ -285,7 +325,7 @@ TEST(Alarm, HeapGrowsPastItsInitialReservation) {
   int removed = 0;
   for (int i : idx) removed += stop_alarm(&ws[i]) ? 1 : 0;
   EXPECT_EQ(removed, kN);
-  EXPECT_TRUE(wait_until([&] { return probe.fired.load() == 1; }, 5s));
+  EXPECT_TRUE(wait_until([&] { return probe.fired.load() == 1; }, 10s));
 }
 
 // ------------------------------------------------------- races with expiry
@@ -327,7 +367,7 @@ void stop_race_worker(void *p) {
       wk->falses++;
       const uint32_t want = static_cast<uint32_t>(wk->falses);
       if (!ran_already) wk->in_flight++;
-      if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
+      if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 20s)) {
         wk->lost++;
         return;
       }
@@ -340,6 +380,7 @@ void stop_race_worker(void *p) {
 TEST(Alarm, StopRacingWithExpiryNeverDoubleFiresNorLosesOne) {
   if (max_vcores() < 2) GTEST_SKIP() << "needs 2 vcores (PARLIB_VCORES)";
   RaceWorker wk[2];
+  StopAllOnExit guard{&wk[0].rec.w, &wk[1].rec.w};
   TestThread *t[2];
   for (int i = 0; i < 2; i++) {
     init_record(&wk[i].rec);
@@ -381,7 +422,7 @@ void reset_race_worker(void *p) {
     if (hold) uth_enable_notifs();
     moved ? wk->trues++ : wk->falses++;
     const uint32_t want = static_cast<uint32_t>(round + 1);
-    if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 5s)) {
+    if (!wait_until([&] { return wk->rec.fired.load(std::memory_order_acquire) >= want; }, 20s)) {
       wk->lost++;
       return;
     }
@@ -392,6 +433,7 @@ void reset_race_worker(void *p) {
 TEST(Alarm, ResetRacingWithExpiryFiresExactlyOnceAtTheTimeItSays) {
   if (max_vcores() < 2) GTEST_SKIP() << "needs 2 vcores (PARLIB_VCORES)";
   RaceWorker wk[2];
+  StopAllOnExit guard{&wk[0].rec.w, &wk[1].rec.w};
   TestThread *t[2];
   for (int i = 0; i < 2; i++) {
     init_record(&wk[i].rec);
@@ -415,12 +457,13 @@ TEST(Alarm, ResetRacingWithExpiryFiresExactlyOnceAtTheTimeItSays) {
 TEST(Alarm, ResetPendingFiresAtTheNewTimeOnly) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   const uint64_t old_deadline = mono_us() + 5000000;  // 5 s: must not be used
   set_waiter_abs(&r.w, old_deadline);
   start_alarm(&r.w);
   const uint64_t new_deadline = mono_us() + 2000;
   EXPECT_TRUE(reset_alarm_abs(&r.w, new_deadline));
-  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_GE(r.fire_ns, new_deadline * 1000u);
   EXPECT_LT(r.fire_ns, old_deadline * 1000u);
   // Fired and idle: a reset now is the "old time" outcome and re-arms nothing.
@@ -433,12 +476,13 @@ TEST(Alarm, ResetPendingFiresAtTheNewTimeOnly) {
 TEST(Alarm, ResetToLaterAndEarlierKeepsOneCallback) {
   Record r;
   init_record(&r);
-  set_waiter_rel(&r.w, 3000);
+  StopAllOnExit guard{&r.w};
+  set_waiter_rel(&r.w, 1000000);
   start_alarm(&r.w);
-  EXPECT_TRUE(reset_alarm_abs(&r.w, mono_us() + 20000));  // later
+  EXPECT_TRUE(reset_alarm_abs(&r.w, mono_us() + 2000000));  // later
   const uint64_t final_deadline = mono_us() + 5000;
   EXPECT_TRUE(reset_alarm_abs(&r.w, final_deadline));     // earlier again
-  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_GE(r.fire_ns, final_deadline * 1000u);
   settle(30ms);
   EXPECT_EQ(r.fired.load(), 1u);
@@ -450,20 +494,31 @@ TEST(Alarm, ResetToLaterAndEarlierKeepsOneCallback) {
 TEST(Alarm, StopAndResetOfAFiringAlarmReturnFalseAndItFiresOnce) {
   Record r;
   init_record(&r);
-  uth_disable_notifs();
-  set_waiter_rel(&r.w, 100);
-  start_noting_vcore(&r);
-  // Ample time for the service thread to pop it and send the event.
-  spin_until_ns(mono_ns() + 100000000u);
-  const bool stopped = stop_alarm(&r.w);
-  const bool reset = reset_alarm_abs(&r.w, mono_us() + 1000);
-  const uint32_t fired_while_disabled = r.fired.load();
-  start_alarm(&r.w);  // firing: ignored with a message
-  uth_enable_notifs();
-  EXPECT_FALSE(stopped);
+  StopAllOnExit guard{&r.w};
+  // The service thread normally pops the alarm within microseconds of its
+  // deadline; on a very loaded machine it may take longer than the hold,
+  // and then stop_alarm rightly returns true: try again.
+  bool stopped = true, reset = true;
+  uint32_t fired_while_disabled = 0;
+  int attempts = 0;
+  while (stopped && attempts < 20) {
+    attempts++;
+    uth_disable_notifs();
+    set_waiter_rel(&r.w, 100);
+    start_noting_vcore(&r);
+    spin_until_ns(mono_ns() + 100000000u);  // 100 ms: ample for the pop
+    stopped = stop_alarm(&r.w);
+    if (!stopped) {
+      reset = reset_alarm_abs(&r.w, mono_us() + 1000);
+      fired_while_disabled = r.fired.load();
+      start_alarm(&r.w);  // firing: ignored with a message
+    }
+    uth_enable_notifs();
+  }
+  ASSERT_FALSE(stopped) << "the alarm was never popped in " << attempts << " tries";
   EXPECT_FALSE(reset);
   EXPECT_EQ(fired_while_disabled, 0u) << "the callback ran on a vcore with notifications disabled";
-  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_EQ(r.fire_vcore, r.start_vcore);
   settle(20ms);
   EXPECT_EQ(r.fired.load(), 1u);
@@ -499,11 +554,12 @@ TEST(Alarm, PeriodicCallbackReArmsItsOwnWaiter) {
   Periodic p;
   init_waiter(&p.w, periodic_cb);
   p.w.data = &p;
+  StopAllOnExit guard{&p.w};
   p.first_deadline_us = mono_us() + 2000;
   set_waiter_abs(&p.w, p.first_deadline_us);
   start_alarm(&p.w);
   ASSERT_TRUE(wait_until([&] { return p.ticks.load(std::memory_order_acquire) == Periodic::kTicks; },
-                         5s));
+                         10s));
   settle(20ms);
   EXPECT_EQ(p.ticks.load(), Periodic::kTicks);
   EXPECT_EQ(p.overflow.load(), 0);
@@ -517,32 +573,36 @@ TEST(Alarm, PeriodicCallbackReArmsItsOwnWaiter) {
 TEST(Alarm, UnixTimeDeadlineIsConvertedAndNeverEarly) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   const uint64_t abs_unix_us = real_ns() / 1000u + 5000;
   const uint64_t mono_before = mono_ns();
   set_waiter_abs_unix(&r.w, abs_unix_us);
   start_alarm(&r.w);
-  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_GE(r.fire_real_ns, abs_unix_us * 1000u);
   EXPECT_GE(r.fire_ns - mono_before, 4900000u) << "fired well before 5 ms had passed";
 
   // A unix time in the past fires promptly.
   Record past;
   init_record(&past);
+  StopAllOnExit past_guard{&past.w};
   set_waiter_abs_unix(&past.w, real_ns() / 1000u - 1000000);
   start_alarm(&past.w);
-  EXPECT_TRUE(wait_until([&] { return past.fired.load() == 1; }, 2s));
+  EXPECT_TRUE(wait_until([&] { return past.fired.load() == 1; }, 10s));
 }
 
 TEST(Alarm, IncrementSaturatesAndPastDeadlinesFireAtOnce) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   set_waiter_abs(&r.w, 100);
   set_waiter_inc(&r.w, INT64_MIN);  // saturates at 0 (UBSan checks the arithmetic)
   start_alarm(&r.w);
-  EXPECT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  EXPECT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
 
   Record far;
   init_record(&far);
+  StopAllOnExit far_guard{&far.w};
   set_waiter_abs(&far.w, UINT64_MAX - 5);
   set_waiter_inc(&far.w, INT64_MAX);  // saturates at UINT64_MAX
   start_alarm(&far.w);
@@ -555,12 +615,13 @@ TEST(Alarm, IncrementSaturatesAndPastDeadlinesFireAtOnce) {
 TEST(Alarm, StartedFromAPlainThreadFiresOnVcoreZero) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   std::thread th([&] {
     set_waiter_rel(&r.w, 1000);
     start_alarm(&r.w);
   });
   th.join();
-  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_EQ(r.fire_vcore, 0u);
   EXPECT_TRUE(r.fire_in_vcore_ctx);
 }
@@ -581,6 +642,7 @@ TEST(Alarm, NullWaiterIsIgnored) {
 TEST(Alarm, MisuseOfAPendingWaiterIsIgnored) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   const uint64_t deadline = mono_us() + 3000000;
   set_waiter_abs(&r.w, deadline);
   start_alarm(&r.w);
@@ -598,6 +660,7 @@ TEST(Alarm, MisuseOfAPendingWaiterIsIgnored) {
 TEST(Alarm, NeverStartedOrCallbacklessWaitersDoNothing) {
   Record r;
   init_record(&r);
+  StopAllOnExit guard{&r.w};
   EXPECT_FALSE(stop_alarm(&r.w));
   EXPECT_FALSE(reset_alarm_abs(&r.w, mono_us())) << "reset does not start an idle waiter";
   struct alarm_waiter nofunc;
