@@ -55,6 +55,7 @@ struct alignas(64) VcoreEvents {
 
 VcoreEvents *g_events = nullptr;
 void handle_events_if_any();
+bool on_a_vcore();
 int g_nr_vcores = 0;
 std::once_flag g_init_once;
 struct sigaction g_previous_action;  // what SIGUSR1 did before us
@@ -193,8 +194,10 @@ void notify(uint32_t id) {
   // Only the first sender since the vcore last drained signals it.
   if (vc.notif_pending.exchange(true, std::memory_order_seq_cst)) return;
   if (g_events[id].notifs_disabled.load(std::memory_order_relaxed)) return;
-  // On our own vcore in vcore context the pending flag is enough.
-  if (tls_in_vcore_context && tls_vcoreid == id) return;
+  // On our own vcore no signal is needed: vcore context handles pending
+  // events before it leaves, and a uthread (which holds notifications off
+  // inside send_event) gets them when its depth returns to zero.
+  if (on_a_vcore() && tls_vcoreid == id) return;
   pid_t tid = vc.tid.load(std::memory_order_acquire);
   syscall(SYS_tgkill, getpid(), tid, kNotifySignal);
 }
