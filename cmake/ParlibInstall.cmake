@@ -26,3 +26,8 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlibConfig.cmake
 configure_file(cmake/parlib.pc.in ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(TARGET upthread)
+  configure_file(cmake/upthread.pc.in ${CMAKE_CURRENT_BINARY_DIR}/upthread.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/upthread.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()
