@@ -46,5 +46,9 @@ function(parlib_library_flags target)
     C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
   target_compile_options(${target} PRIVATE
-    $<$<COMPILE_LANGUAGE:C,CXX>:-ftls-model=initial-exec -fno-exceptions>)
+    $<$<COMPILE_LANGUAGE:C,CXX>:-ftls-model=initial-exec -fno-exceptions>
+    # Calls between the library's own exported functions (vcore_entry,
+    # uthread_paused, ...) are on the switch path: bind them directly
+    # instead of through the PLT. Interposing them is not supported.
+    $<$<COMPILE_LANGUAGE:C,CXX>:-fno-semantic-interposition>)
 endfunction()

@@ -29,6 +29,7 @@ __thread uint32_t tls_vcoreid = 0;
 __thread bool tls_in_vcore_context = false;
 
 bool g_have_wrfsbase = false;
+Vcore *g_vcore_table = nullptr;
 
 namespace {
 
@@ -237,6 +238,7 @@ void init_runtime() {
     }
   }
   g_rt.vcores = vcores;
+  g_vcore_table = vcores;
   g_rt.max_vcores = max;
   install_fault_handler_on_this_task();
   for (int i = 0; i < max; ++i) {
@@ -263,8 +265,6 @@ void arch_init() {
   g_have_wrfsbase = !forbidden && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
 
-Vcore &vcore_of(uint32_t id) { return g_rt.vcores[id]; }
-Vcore &this_vcore() { return g_rt.vcores[tls_vcoreid]; }
 
 bool vcore_bring_online(uint32_t id) {
   Vcore &vc = g_rt.vcores[id];

@@ -40,9 +40,9 @@ struct alignas(64) Vcore {
   void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
 };
 
-// The vcore the caller runs on (vcore or uthread context).
-Vcore &this_vcore();
-Vcore &vcore_of(uint32_t id);
+// The vcore table (vcore_lib_init fills it; never freed). Read on every
+// switch, so the accessors below are inline.
+extern Vcore *g_vcore_table;
 
 // Makes vcore id run vcore_entry() soon: grants it if it is offline.
 // Returns true if this call granted it. Any context, any thread.
@@ -77,6 +77,10 @@ T &tls_var_in(void *tcb, ptrdiff_t offset) {
 // date (vcore id) so that vcore_id() works in uthread context.
 extern __thread uint32_t tls_vcoreid;
 extern __thread bool tls_in_vcore_context;
+
+inline Vcore &vcore_of(uint32_t id) { return g_vcore_table[id]; }
+// The vcore the caller runs on (vcore or uthread context).
+inline Vcore &this_vcore() { return g_vcore_table[tls_vcoreid]; }
 
 // Stacks: mmap'd with a guard region below; see stack.cpp.
 void *stack_map(size_t size, size_t guard);
