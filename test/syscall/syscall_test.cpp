@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,19 @@ void run_uthreads(int n, Fn fn) {
   for (TestThread *t : threads) fifo_join(t);
 }
 
+// The counters of every vcore added up.
+struct parlib_syscall_stats total_stats() {
+  struct parlib_syscall_stats sum {};
+  for (int v = 0; v < max_vcores(); ++v) {
+    struct parlib_syscall_stats s {};
+    EXPECT_EQ(parlib_syscall_get_stats(static_cast<uint32_t>(v), &s), 0);
+    sum.submitted += s.submitted;
+    sum.blocked += s.blocked;
+    sum.offloaded += s.offloaded;
+  }
+  return sum;
+}
+
 class SyscallTest : public ::testing::Test {
  protected:
   void SetUp() override { signal(SIGPIPE, SIG_IGN); }
@@ -108,8 +122,7 @@ TEST_F(SyscallTest, PipeTokenPairsOnOneVcore) {
     ASSERT_EQ(pipe(p.ab), 0);
     ASSERT_EQ(pipe(p.ba), 0);
   }
-  struct parlib_syscall_stats before {};
-  parlib_syscall_get_stats(0, &before);
+  struct parlib_syscall_stats before = total_stats();
   run_uthreads(2 * kPairs, [&](int i) {
     Pair &p = pairs[static_cast<size_t>(i / 2)];
     bool ok = true;
@@ -144,8 +157,7 @@ TEST_F(SyscallTest, PipeTokenPairsOnOneVcore) {
     EXPECT_EQ(read(p.ab[0], &c, 1), -1);
     for (int fd : {p.ab[0], p.ab[1], p.ba[0], p.ba[1]}) close(fd);
   }
-  struct parlib_syscall_stats after {};
-  parlib_syscall_get_stats(0, &after);
+  struct parlib_syscall_stats after = total_stats();
   if (parlib_syscall_backend() == PARLIB_SYSC_IO_URING)
     EXPECT_GT(after.blocked, before.blocked);
   else
@@ -669,6 +681,46 @@ TEST_F(SyscallTest, BusyVcoreStillReapsCompletions) {
   fifo_join(reader);
   close(p[0]);
   close(p[1]);
+}
+
+// A 2LS may put its own EV_SYSCALL handler in place: it gets the
+// descriptor of the blocked call and wakes the uthread itself.
+std::atomic<int> g_custom_calls{0};
+std::atomic<bool> g_custom_saw_read{false};
+std::atomic<bool> g_custom_had_uth{false};
+TEST_F(SyscallTest, CustomSyscallHandlerSeesTheDescriptor) {
+  handle_event_t saved = ev_handlers[EV_SYSCALL];
+  ASSERT_NE(saved, nullptr) << "the library installs a default EV_SYSCALL handler";
+  ev_handlers[EV_SYSCALL] = [](struct event_msg *msg, unsigned int type) {
+    auto *sc = static_cast<struct syscall *>(msg->ev_arg3);
+    if (sc->num == SYS_read) g_custom_saw_read = true;
+    g_custom_had_uth = sc->uth != nullptr && (sc->flags & SYSC_DONE) != 0;
+    ++g_custom_calls;
+    parlib_syscall_default_handler(msg, type);
+  };
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  TestThread *writer = fifo_spawn(
+      [](void *fd) {
+        usleep(10000);
+        (void)!write(*static_cast<int *>(fd), "k", 1);
+      },
+      &p[1], kStack);
+  char c = 0;
+  EXPECT_EQ(read(p[0], &c, 1), 1);
+  EXPECT_EQ(c, 'k');
+  fifo_join(writer);
+  ev_handlers[EV_SYSCALL] = saved;
+  EXPECT_GE(g_custom_calls.load(), 1);
+  EXPECT_TRUE(g_custom_had_uth.load());
+  EXPECT_TRUE(g_custom_saw_read.load()) << "the blocked read came through the handler";
+  close(p[0]);
+  close(p[1]);
+  struct parlib_syscall_stats st;
+  errno = 0;
+  EXPECT_EQ(parlib_syscall_get_stats(static_cast<uint32_t>(max_vcores()), &st), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(parlib_syscall_get_stats(0, nullptr), -1);
 }
 
 // Outside uthread context the calls are glibc's: a plain thread blocks in
