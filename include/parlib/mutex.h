@@ -98,6 +98,14 @@ PARLIB_API int uthread_mutex_init(uthread_mutex_t *m, int type);
  * says. */
 PARLIB_API int uthread_mutex_lock(uthread_mutex_t *m);
 
+/* uthread_mutex_timedlock: uthread_mutex_lock that gives up at
+ * abs_realtime (CLOCK_REALTIME), for pthread_mutex_timedlock. As POSIX
+ * says, the deadline is only looked at when the call has to wait. Uthread
+ * context; a thread that is not a uthread spins until the deadline. Returns
+ * as uthread_mutex_lock, plus ETIMEDOUT, and EINVAL for a NULL or bad
+ * timespec (tv_nsec outside [0, 1e9)). */
+PARLIB_API int uthread_mutex_timedlock(uthread_mutex_t *m, const struct timespec *abs_realtime);
+
 /* uthread_mutex_trylock: takes m if that needs no wait. Any context.
  * Returns 0; EBUSY (held, by another or, for normal and errorcheck
  * mutexes, by the caller); EAGAIN (recursive depth at its maximum);
@@ -144,6 +152,13 @@ PARLIB_API int uthread_cond_wait(uthread_cond_t *c, uthread_mutex_t *m);
  * [0, 1e9), or NULL); EPERM as uthread_cond_wait. */
 PARLIB_API int uthread_cond_timedwait(uthread_cond_t *c, uthread_mutex_t *m,
                                       const struct timespec *abs_realtime);
+
+/* uthread_cond_clockwait: uthread_cond_timedwait with the deadline abs on
+ * clock_id, CLOCK_REALTIME or CLOCK_MONOTONIC (for condvars whose
+ * attribute selects the clock, and pthread_cond_clockwait). Returns as
+ * uthread_cond_timedwait; EINVAL also for another clock. */
+PARLIB_API int uthread_cond_clockwait(uthread_cond_t *c, uthread_mutex_t *m, int clock_id,
+                                      const struct timespec *abs);
 
 /* uthread_cond_signal: wakes the longest waiter, if any. Any context.
  * Returns 0, or EINVAL. */

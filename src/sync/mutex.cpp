@@ -60,31 +60,46 @@ bool mutex_must_wait(const BlockRequest* r) {
 }
 
 // Takes m, blocking the calling uthread while it is held. Uthread context.
-void acquire_blocking(uthread_mutex_t* m) {
-  if (try_acquire(m)) return;
+// With a deadline (CLOCK_MONOTONIC ns; the deadline service running) it
+// gives up once the deadline has passed: returns 0 holding m, or
+// ETIMEDOUT.
+int acquire_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns = nullptr) {
+  if (try_acquire(m)) return 0;
   for (int i = 0; i < kMutexSpins; ++i) {
     cpu_relax();
     // relaxed peek: only a hint before the CAS.
-    if (state_of(m).load(std::memory_order_relaxed) == 0 && try_acquire(m)) return;
+    if (state_of(m).load(std::memory_order_relaxed) == 0 && try_acquire(m)) return 0;
   }
-  // acquire: as try_acquire, when the xchg finds the lock free.
+  // acquire: as try_acquire, when the xchg finds the lock free. Setting 2
+  // when we give up is harmless: the next unlock just looks at the queue.
   while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
+    if (deadline_ns != nullptr && *deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
     uth_sync_waiter w;
     BlockRequest r{&m->qlock_, &m->waiters_, &w};
     r.must_wait = mutex_must_wait;
     r.arg = m;
+    if (deadline_ns != nullptr) {
+      r.timed = true;
+      r.deadline_ns = *deadline_ns;
+    }
     block_uthread(&r);
   }
+  return 0;
 }
 
-// Takes m by spinning: for kernel threads that are not uthreads.
-void acquire_spinning(uthread_mutex_t* m) {
+// Takes m by spinning: for kernel threads that are not uthreads. Gives up
+// with ETIMEDOUT once a deadline (CLOCK_MONOTONIC ns) has passed.
+int acquire_spinning(uthread_mutex_t* m, const uint64_t* deadline_ns = nullptr) {
   // xchg(2), not CAS(1): uthreads may be queued, and our unlock must wake
   // them.
   while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
     SpinWait wait;
-    while (state_of(m).load(std::memory_order_relaxed) != 0) wait.once();
+    while (state_of(m).load(std::memory_order_relaxed) != 0) {
+      if (deadline_ns != nullptr && *deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
+      wait.once();
+    }
   }
+  return 0;
 }
 
 // Releases the lock word and wakes one waiter if there may be any. Any
@@ -113,7 +128,20 @@ bool cond_valid(uthread_cond_t* c) {
   return c != nullptr && std::atomic_ref<int>(c->valid_).load(std::memory_order_relaxed) == 1;
 }
 
-int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, const struct timespec* abs) {
+// Converts an absolute deadline on clock (CLOCK_REALTIME or
+// CLOCK_MONOTONIC) to CLOCK_MONOTONIC ns. EINVAL for another clock or a
+// bad timespec.
+int deadline_on(clockid_t clock, const struct timespec* abs, uint64_t* out) {
+  if (abs == nullptr || !timespec_is_valid(*abs)) return EINVAL;
+  if (clock == CLOCK_REALTIME) *out = realtime_deadline_to_monotonic_ns(*abs);
+  else if (clock == CLOCK_MONOTONIC) *out = monotonic_deadline_ns(*abs);
+  else return EINVAL;
+  return 0;
+}
+
+// The condition wait; abs == nullptr: no deadline.
+int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, clockid_t clock,
+                     const struct timespec* abs) {
   if (!cond_valid(c) || m == nullptr || mutex_type(m) < 0) return EINVAL;
   if (!can_block()) return EPERM;
   void* self = self_token();
@@ -123,9 +151,8 @@ int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, const struct timespe
   uth_sync_waiter w;
   BlockRequest r{&c->qlock_, &c->waiters_, &w};
   if (abs != nullptr) {
-    if (!timespec_is_valid(*abs)) return EINVAL;
+    if (const int err = deadline_on(clock, abs, &r.deadline_ns)) return err;
     r.timed = true;
-    r.deadline_ns = realtime_deadline_to_monotonic_ns(*abs);
     if (r.deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
     if (!timed_wait_service_start()) return EAGAIN;
   }
@@ -136,9 +163,42 @@ int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, const struct timespe
   r.after_enqueue = cond_release_mutex;
   r.arg = m;
   block_uthread(&r);
-  acquire_blocking(m);
+  acquire_blocking(m);  // no deadline: POSIX returns holding the mutex
   set_owner(m, self, depth);
   return w.result;
+}
+
+// uthread_mutex_lock and uthread_mutex_timedlock (abs != nullptr).
+int mutex_lock_common(uthread_mutex_t* m, const struct timespec* abs) {
+  const int type = m != nullptr ? mutex_type(m) : -1;
+  if (type < 0) return EINVAL;
+  void* self = self_token();
+  if (type != UTHREAD_MUTEX_NORMAL && owner_of(m).load(std::memory_order_relaxed) == self) {
+    if (type == UTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    if (m->count_ == UINT_MAX) return EAGAIN;
+    ++m->count_;
+    return 0;
+  }
+  if (!try_acquire(m)) {
+    // POSIX: the deadline is only looked at when the call has to wait.
+    uint64_t deadline = 0;
+    if (abs != nullptr) {
+      if (const int err = deadline_on(CLOCK_REALTIME, abs, &deadline)) return err;
+    }
+    const uint64_t* dl = abs != nullptr ? &deadline : nullptr;
+    int err;
+    if (can_block()) {
+      if (dl != nullptr && !timed_wait_service_start()) return EAGAIN;
+      err = acquire_blocking(m, dl);
+    } else if (in_vcore_context()) {
+      return EPERM;
+    } else {
+      err = acquire_spinning(m, dl);
+    }
+    if (err != 0) return err;
+  }
+  set_owner(m, self, 1);
+  return 0;
 }
 
 }  // namespace
@@ -157,23 +217,11 @@ PARLIB_API int uthread_mutex_init(uthread_mutex_t* m, int type) {
   return 0;
 }
 
-PARLIB_API int uthread_mutex_lock(uthread_mutex_t* m) {
-  const int type = m != nullptr ? mutex_type(m) : -1;
-  if (type < 0) return EINVAL;
-  void* self = self_token();
-  if (type != UTHREAD_MUTEX_NORMAL && owner_of(m).load(std::memory_order_relaxed) == self) {
-    if (type == UTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
-    if (m->count_ == UINT_MAX) return EAGAIN;
-    ++m->count_;
-    return 0;
-  }
-  if (!try_acquire(m)) {
-    if (can_block()) acquire_blocking(m);
-    else if (in_vcore_context()) return EPERM;
-    else acquire_spinning(m);
-  }
-  set_owner(m, self, 1);
-  return 0;
+PARLIB_API int uthread_mutex_lock(uthread_mutex_t* m) { return mutex_lock_common(m, nullptr); }
+
+PARLIB_API int uthread_mutex_timedlock(uthread_mutex_t* m, const struct timespec* abs_realtime) {
+  if (abs_realtime == nullptr) return EINVAL;
+  return mutex_lock_common(m, abs_realtime);
 }
 
 PARLIB_API int uthread_mutex_trylock(uthread_mutex_t* m) {
@@ -232,13 +280,19 @@ PARLIB_API int uthread_cond_destroy(uthread_cond_t* c) {
 }
 
 PARLIB_API int uthread_cond_wait(uthread_cond_t* c, uthread_mutex_t* m) {
-  return cond_wait_common(c, m, nullptr);
+  return cond_wait_common(c, m, CLOCK_REALTIME, nullptr);
 }
 
 PARLIB_API int uthread_cond_timedwait(uthread_cond_t* c, uthread_mutex_t* m,
                                       const struct timespec* abs_realtime) {
   if (abs_realtime == nullptr) return EINVAL;
-  return cond_wait_common(c, m, abs_realtime);
+  return cond_wait_common(c, m, CLOCK_REALTIME, abs_realtime);
+}
+
+PARLIB_API int uthread_cond_clockwait(uthread_cond_t* c, uthread_mutex_t* m, int clock_id,
+                                      const struct timespec* abs) {
+  if (abs == nullptr) return EINVAL;
+  return cond_wait_common(c, m, static_cast<clockid_t>(clock_id), abs);
 }
 
 PARLIB_API int uthread_cond_signal(uthread_cond_t* c) {

@@ -143,6 +143,8 @@ uint64_t realtime_deadline_to_monotonic_ns(const struct timespec& abs) {
   return target <= real ? mono : mono + (target - real);
 }
 
+uint64_t monotonic_deadline_ns(const struct timespec& abs) { return ts_to_ns(abs); }
+
 uint64_t relative_timeout_to_monotonic_ns(const struct timespec& rel) {
   return monotonic_now_ns() + ts_to_ns(rel);
 }

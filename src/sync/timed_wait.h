@@ -46,6 +46,9 @@ uint64_t monotonic_now_ns();
 // must be valid (see timespec_is_valid).
 uint64_t realtime_deadline_to_monotonic_ns(const struct timespec& abs_realtime);
 
+// An absolute CLOCK_MONOTONIC timespec in nanoseconds (valid timespec).
+uint64_t monotonic_deadline_ns(const struct timespec& abs_monotonic);
+
 // Converts a relative timeout to an absolute CLOCK_MONOTONIC deadline.
 uint64_t relative_timeout_to_monotonic_ns(const struct timespec& rel);
 

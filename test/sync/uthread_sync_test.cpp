@@ -46,6 +46,11 @@ void join(Thread* t) { parlib_test::fifo_join(t); }
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+// How late a timed wait may return. Generous on purpose: the check is that
+// the deadline fires at all and not early; on a loaded 2-CPU machine the
+// timer thread can lose its CPU for a few hundred ms.
+constexpr long kLatenessMs = 1000;
+
 // Runs body(i) for i in [0, n) in n uthreads on `vcores` vcores and
 // joins them all.
 void run_uthreads(int vcores, int n, const std::function<void(int)>& body) {
@@ -149,6 +154,44 @@ TEST(UthreadMutex, ErrorcheckReportsMisuse) {
   EXPECT_EQ(uthread_mutex_unlock(&m), 0);
   EXPECT_EQ(uthread_mutex_destroy(&m), 0);
   EXPECT_EQ(uthread_mutex_lock(&m), EINVAL) << "destroyed";
+}
+
+TEST(UthreadMutex, TimedlockTimesOutOrGetsTheLock) {
+  sync_test::start(2);
+  uthread_mutex_t m = UTHREAD_MUTEX_INITIALIZER;
+  struct timespec bad = {0, 2000000000};
+  EXPECT_EQ(uthread_mutex_timedlock(&m, &bad), 0) << "free: the deadline is not looked at";
+  EXPECT_EQ(uthread_mutex_unlock(&m), 0);
+  EXPECT_EQ(uthread_mutex_timedlock(&m, nullptr), EINVAL);
+  ASSERT_EQ(uthread_mutex_lock(&m), 0);
+  std::atomic<int> timed_out{-1}, later{-1};
+  long waited_ms = 0;
+  sync_test::Thread* t = sync_test::spawn([&] {
+    EXPECT_EQ(uthread_mutex_timedlock(&m, &bad), EINVAL) << "held: a bad deadline is refused";
+    const struct timespec soon = realtime_in(milliseconds(40));
+    const auto t0 = Clock::now();
+    timed_out = uthread_mutex_timedlock(&m, &soon);
+    waited_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+    const struct timespec far = realtime_in(milliseconds(10000));
+    later = uthread_mutex_timedlock(&m, &far);  // the holder lets go in time
+    if (later == 0) uthread_mutex_unlock(&m);
+  });
+  wait_until([&] { return timed_out != -1; }, "the first timedlock to time out");
+  wait_until([&] { return has_waiter(m.waiters_); }, "the second timedlock to queue");
+  EXPECT_EQ(uthread_mutex_unlock(&m), 0);
+  sync_test::join(t);
+  EXPECT_EQ(timed_out.load(), ETIMEDOUT);
+  EXPECT_GE(waited_ms, 39);
+  EXPECT_LT(waited_ms, 40 + kLatenessMs);
+  EXPECT_EQ(later.load(), 0);
+  // A kernel thread that is not a uthread spins until the deadline.
+  ASSERT_EQ(uthread_mutex_lock(&m), 0);
+  std::thread([&] {
+    const struct timespec soon = realtime_in(milliseconds(20));
+    EXPECT_EQ(uthread_mutex_timedlock(&m, &soon), ETIMEDOUT);
+  }).join();
+  EXPECT_EQ(uthread_mutex_unlock(&m), 0);
+  EXPECT_EQ(uthread_mutex_destroy(&m), 0);
 }
 
 TEST(UthreadMutex, BadArgumentsAreEinval) {
@@ -272,7 +315,7 @@ TEST(UthreadCond, TimedwaitTimesOutWithinTolerance) {
     const auto waited = std::chrono::duration_cast<milliseconds>(Clock::now() - t0);
     EXPECT_EQ(rc, ETIMEDOUT);
     EXPECT_GE(waited.count(), ms - 1);
-    EXPECT_LT(waited.count(), ms + 250) << "deadline overshoot";
+    EXPECT_LT(waited.count(), ms + kLatenessMs) << "deadline overshoot";
     // The mutex is held again (errorcheck: relock is EDEADLK).
     EXPECT_EQ(uthread_mutex_lock(&m), EDEADLK);
   }
@@ -284,6 +327,31 @@ TEST(UthreadCond, TimedwaitTimesOutWithinTolerance) {
   EXPECT_EQ(uthread_cond_timedwait(&c, &m, nullptr), EINVAL);
   EXPECT_EQ(uthread_mutex_unlock(&m), 0);
   EXPECT_EQ(uthread_cond_destroy(&c), 0);
+}
+
+TEST(UthreadCond, ClockwaitOnTheMonotonicClock) {
+  sync_test::start(2);
+  uthread_mutex_t m = UTHREAD_MUTEX_INITIALIZER;
+  uthread_cond_t c = UTHREAD_COND_INITIALIZER;
+  ASSERT_EQ(uthread_mutex_lock(&m), 0);
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_nsec += 30 * 1000 * 1000;
+  if (deadline.tv_nsec >= 1000000000) {
+    deadline.tv_nsec -= 1000000000;
+    ++deadline.tv_sec;
+  }
+  const auto t0 = Clock::now();
+  int rc;
+  do rc = uthread_cond_clockwait(&c, &m, CLOCK_MONOTONIC, &deadline);
+  while (rc == 0);
+  const auto waited = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  EXPECT_EQ(rc, ETIMEDOUT);
+  EXPECT_GE(waited, 29);
+  EXPECT_LT(waited, 30 + kLatenessMs);
+  EXPECT_EQ(uthread_cond_clockwait(&c, &m, CLOCK_PROCESS_CPUTIME_ID, &deadline), EINVAL);
+  EXPECT_EQ(uthread_cond_clockwait(&c, &m, CLOCK_MONOTONIC, nullptr), EINVAL);
+  EXPECT_EQ(uthread_mutex_unlock(&m), 0);
 }
 
 // Signalled long before the deadline: returns 0, and the cancelled deadline
@@ -298,7 +366,7 @@ TEST(UthreadCond, SignalBeatsDeadlineAndDeadlineIsCancelled) {
     if (id < kWaiters) {
       for (int r = 0; r < kRounds; ++r) {
         uthread_mutex_lock(&m);
-        const struct timespec deadline = realtime_in(milliseconds(30));
+        const struct timespec deadline = realtime_in(milliseconds(200));
         ++waiting;
         int rc = 0;
         while (!go[id] && rc == 0) rc = uthread_cond_timedwait(&c, &m, &deadline);
@@ -319,11 +387,13 @@ TEST(UthreadCond, SignalBeatsDeadlineAndDeadlineIsCancelled) {
   });
   // Let any deadline that was not cancelled expire while nothing waits.
   uthread_mutex_lock(&m);
-  const struct timespec later = realtime_in(milliseconds(60));
+  const struct timespec later = realtime_in(milliseconds(300));
   while (uthread_cond_timedwait(&c, &m, &later) == 0) {
   }
   uthread_mutex_unlock(&m);
-  EXPECT_GE(ok.load(), kWaiters * kRounds * 9 / 10) << "most rounds beat the 30 ms deadline";
+  // Normally every round beats its deadline; under heavy load some may
+  // not, which is allowed (they then time out cleanly).
+  EXPECT_GE(ok.load(), kWaiters * kRounds / 2) << "most rounds beat the 200 ms deadline";
   EXPECT_EQ(uthread_cond_destroy(&c), 0);
 }
 
@@ -587,7 +657,7 @@ TEST(UthreadSem, TimedwaitAndLimits) {
   EXPECT_EQ(uthread_sem_timedwait(&s, &deadline), ETIMEDOUT);
   const auto waited = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
   EXPECT_GE(waited, 39);
-  EXPECT_LT(waited, 40 + 250);
+  EXPECT_LT(waited, 40 + kLatenessMs);
   struct timespec bad = {0, -1};
   EXPECT_EQ(uthread_sem_timedwait(&s, &bad), EINVAL);
   ASSERT_EQ(uthread_sem_post(&s), 0);
