@@ -39,9 +39,12 @@
  *
  * Timed waits take an absolute CLOCK_REALTIME deadline (futex: a relative
  * timeout, as the system call). Deadlines are served by one internal
- * kernel thread that wakes expired waiters; a waiter is woken either by its
- * waker or by the timeout, never both. A realtime clock step after the
- * wait started does not move the deadline. */
+ * kernel thread, started by the first timed wait, that wakes expired
+ * waiters; a waiter is woken either by its waker or by the timeout, never
+ * both. A realtime clock step after the wait started does not move the
+ * deadline. If that thread cannot be created, timed waits that would have
+ * to wait return EAGAIN (futex: -1, errno EAGAIN) and say so once on
+ * stderr. */
 #ifndef PARLIB_MUTEX_H
 #define PARLIB_MUTEX_H
 
