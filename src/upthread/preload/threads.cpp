@@ -1,0 +1,494 @@
+// libupthread-preload.so: thread lifecycle, keys, signals, affinity, the
+// futex system call, fork, and the start-up environment.
+//
+// A thread is a upthread when a uthread created it (main is one from
+// libupthread's constructor on); a thread created elsewhere (by the
+// runtime itself, from vcore context, by a thread the shim did not make)
+// is a glibc thread, and every call on it goes to glibc.
+#include <errno.h>
+#include <link.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+
+#include <parlib/dtls.h>
+#include <parlib/vcore.h>
+#include <upthread/upthread.h>
+
+#include "shim.h"
+#include "upthread/upthread_internal.h"
+
+namespace parlib::detail::preload {
+
+void *next_symbol(const char *name) {
+  void *p = dlsym(RTLD_NEXT, name);
+  if (p == nullptr) {
+    // Without glibc's function the program cannot go on sensibly.
+    fprintf(stderr, "libupthread-preload: no next definition of %s\n", name);
+    abort();
+  }
+  return p;
+}
+
+namespace {
+
+// The executable ranges of libparlib and libupthread. The runtime creates
+// its own kernel threads (vcore tasks, the alarm and timer services) with
+// pthread_create, sometimes lazily from a uthread, and sets their signal
+// masks with pthread_sigmask: those calls must reach glibc, so the calls
+// that depend on the caller look at their return address.
+struct Range {
+  uintptr_t lo, hi;
+};
+Range g_runtime[4];
+std::atomic<int> g_num_runtime{-1};
+
+int collect_ranges(struct dl_phdr_info *info, size_t, void *bases) {
+  auto *b = static_cast<uintptr_t *>(bases);
+  if (info->dlpi_addr != b[0] && info->dlpi_addr != b[1]) return 0;
+  int n = g_num_runtime.load(std::memory_order_relaxed);
+  for (int i = 0; i < info->dlpi_phnum && n < 4; ++i) {
+    const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+      g_runtime[n++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+  }
+  g_num_runtime.store(n, std::memory_order_relaxed);
+  return 0;
+}
+
+bool from_runtime(void *ret) {
+  int n = g_num_runtime.load(std::memory_order_acquire);
+  if (n < 0) {
+    // Found once; a race only repeats the same work.
+    Dl_info a{}, b{};
+    dladdr(reinterpret_cast<void *>(&vcore_id), &a);
+    dladdr(reinterpret_cast<void *>(&upthread_yield), &b);
+    uintptr_t bases[2] = {reinterpret_cast<uintptr_t>(a.dli_fbase),
+                          reinterpret_cast<uintptr_t>(b.dli_fbase)};
+    static std::atomic_flag busy = ATOMIC_FLAG_INIT;
+    while (busy.test_and_set(std::memory_order_acquire)) {
+    }
+    if (g_num_runtime.load(std::memory_order_relaxed) < 0) {
+      g_num_runtime.store(0, std::memory_order_relaxed);
+      dl_iterate_phdr(collect_ranges, bases);
+    }
+    busy.clear(std::memory_order_release);
+    n = g_num_runtime.load(std::memory_order_acquire);
+  }
+  auto pc = reinterpret_cast<uintptr_t>(ret);
+  for (int i = 0; i < n; ++i)
+    if (pc >= g_runtime[i].lo && pc < g_runtime[i].hi) return true;
+  return false;
+}
+
+// The handle a program sees as pthread_t for a upthread. Its first word is
+// kMagic; the first word of glibc's struct pthread (a pthread_t of a glibc
+// thread) is its own address (tcbhead_t.tcb), never kMagic.
+constexpr uint64_t kMagic = 0x55505448'52454144ull;  // "UPTHREAD"
+
+struct ShimThread {
+  uint64_t magic = kMagic;
+  upthread_t ut = nullptr;
+  void *(*start)(void *) = nullptr;
+  void *arg = nullptr;
+  // One reference for the thread itself, one for whoever joins or
+  // detaches it; the last to let go frees the handle.
+  std::atomic<int> refs{2};
+  int done = 0;  // futex word: 1 once the thread has finished its start routine
+  char name[16] = {};
+};
+
+ShimThread g_main_thread;
+
+// The calling upthread's handle (every uthread has its own static TLS; the
+// shim is loaded at start-up, so initial-exec is allowed and cheap).
+__thread ShimThread *tl_self __attribute__((tls_model("initial-exec"))) = nullptr;
+
+ShimThread *as_shim(pthread_t t) {
+  auto *s = reinterpret_cast<ShimThread *>(t);
+  return (s != nullptr && s->magic == kMagic) ? s : nullptr;
+}
+
+void release(ShimThread *s) {
+  if (s == &g_main_thread) return;
+  if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    s->magic = 0;
+    s->~ShimThread();
+    free(s);
+  }
+}
+
+// Ends the calling upthread: destructors first (they may still use
+// pthread_self()), then the handle reference, then the thread.
+[[noreturn]] void finish(ShimThread *s, void *retval) {
+  uthread_run_destructors();
+  std::atomic_ref<int>(s->done).store(1, std::memory_order_release);
+  futex_wake(&s->done, INT_MAX);
+  release(s);
+  tl_self = nullptr;
+  upthread_exit(retval);
+}
+
+void *trampoline(void *p) {
+  auto *s = static_cast<ShimThread *>(p);
+  tl_self = s;
+  finish(s, s->start(s->arg));
+}
+
+// ---------------------------------------------------------------- keys
+
+// A key is glibc's key (for glibc threads: the runtime's own, vcore
+// context, threads the shim did not create) paired with a DTLS key (for
+// upthreads, whose destructors parlib runs at upthread exit).
+std::atomic<dtls_key_t> g_dtls[PTHREAD_KEYS_MAX];
+
+// ------------------------------------------------------- environment
+
+[[noreturn]] void bad_env(const char *name, const char *value, const char *want) {
+  fprintf(stderr, "libupthread-preload: %s=\"%s\": %s\n", name, value, want);
+  _exit(2);
+}
+
+bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
+  if (*s == '\0') return false;
+  uint64_t v = 0;
+  for (; *s != '\0'; ++s) {
+    if (*s < '0' || *s > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(*s - '0');
+    if (v > max) return false;
+  }
+  *out = v;
+  return true;
+}
+
+void child_after_fork() {
+  // The child has only the forking task: no vcores, no alarm service. Its
+  // threads from now on are glibc threads (docs/preload.md).
+  g_native_only.store(true, std::memory_order_relaxed);
+}
+
+}  // namespace
+}  // namespace parlib::detail::preload
+
+using namespace parlib::detail::preload;
+
+// Runs after libupthread's constructor (a dependency initialises first),
+// so main is already thread0; _exit(2) keeps a bad value from reaching
+// main.
+__attribute__((constructor)) static void preload_init() {
+  const char *v = getenv("UPTHREAD_SCHED_PERIOD_US");
+  uint64_t period = 10000;  // unmodified programs may spin-wait: preempt
+  if (v != nullptr && !parse_u64(v, 10'000'000, &period))
+    bad_env("UPTHREAD_SCHED_PERIOD_US", v, "want microseconds 0..10000000 (0 = cooperative)");
+  v = getenv("PARLIB_STATS");
+  if (v != nullptr && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+    bad_env("PARLIB_STATS", v, "want 0 or 1");
+  v = getenv("PARLIB_VCORES");
+  uint64_t n;
+  if (v != nullptr && (!parse_u64(v, PARLIB_MAX_VCORES, &n) || n == 0))
+    bad_env("PARLIB_VCORES", v, "want a vcore count 1..256");
+  upthread_set_sched_period(period);
+  if (uthread_self() != nullptr) {
+    tl_self = &g_main_thread;
+    g_main_thread.ut = upthread_self();
+    g_main_thread.refs.store(INT_MAX / 2);
+  }
+  pthread_atfork(nullptr, nullptr, child_after_fork);
+}
+
+// ================================================== thread lifecycle
+
+SHIM_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                               void *(*start)(void *), void *arg) {
+  if (!on_uthread() || from_runtime(__builtin_return_address(0)))
+    return REAL(pthread_create)(thread, attr, start, arg);
+  upthread_attr_t ua;
+  upthread_attr_init(&ua);
+  // glibc's default stack size (RLIMIT_STACK, usually 8 MiB), not
+  // upthread's 1 MiB: programs are sized for it. Untouched pages cost
+  // nothing.
+  pthread_attr_t defaults;
+  const pthread_attr_t *a = attr;
+  if (a == nullptr && pthread_getattr_default_np(&defaults) == 0) a = &defaults;
+  if (a != nullptr) {
+    int detach = PTHREAD_CREATE_JOINABLE;
+    size_t size = 0, guard = 0;
+    pthread_attr_getdetachstate(a, &detach);
+    if (pthread_attr_getstacksize(a, &size) == 0 && size != 0)
+      ua.stacksize = size < UPTHREAD_STACK_MIN ? UPTHREAD_STACK_MIN : size;
+    if (pthread_attr_getguardsize(a, &guard) == 0) ua.guardsize = guard == 0 ? 4096 : guard;
+    ua.detachstate =
+        detach == PTHREAD_CREATE_DETACHED ? UPTHREAD_CREATE_DETACHED : UPTHREAD_CREATE_JOINABLE;
+  }
+  if (a == &defaults) pthread_attr_destroy(&defaults);
+  void *mem = malloc(sizeof(ShimThread));
+  if (mem == nullptr) return EAGAIN;
+  auto *s = new (mem) ShimThread;
+  s->start = start;
+  s->arg = arg;
+  if (ua.detachstate == UPTHREAD_CREATE_DETACHED) s->refs.store(1);
+  // Publish the handle before the thread can run (it may exit at once).
+  *thread = reinterpret_cast<pthread_t>(s);
+  int err = upthread_create(&s->ut, &ua, trampoline, s);
+  if (err != 0) {
+    s->~ShimThread();
+    free(mem);
+  }
+  return err;
+}
+
+SHIM_EXPORT void pthread_exit(void *retval) {
+  if (ShimThread *s = tl_self; s != nullptr && on_uthread()) finish(s, retval);
+  REAL(pthread_exit)(retval);
+  __builtin_unreachable();
+}
+
+SHIM_EXPORT pthread_t pthread_self(void) {
+  if (ShimThread *s = tl_self) return reinterpret_cast<pthread_t>(s);
+  return REAL(pthread_self)();
+}
+
+SHIM_EXPORT int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
+
+SHIM_EXPORT int pthread_join(pthread_t t, void **retval) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_join)(t, retval);
+  if (s == tl_self) return EDEADLK;
+  if (!on_uthread()) {
+    // A glibc thread cannot block in upthread_join; wait on the handle's
+    // done word in the kernel, then collect (the exit is then imminent).
+    while (std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
+      futex_wait(&s->done, 0, nullptr, 0);
+    while (s->ut->join_state.load(std::memory_order_acquire) !=
+           parlib::detail::upthread_impl::kExited)
+      sched_yield();
+  }
+  int err = upthread_join(s->ut, retval);
+  if (err == 0) release(s);
+  return err;
+}
+
+SHIM_EXPORT int pthread_tryjoin_np(pthread_t t, void **retval) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_tryjoin_np)(t, retval);
+  if (std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0) return EBUSY;
+  return pthread_join(t, retval);
+}
+
+SHIM_EXPORT int pthread_clockjoin_np(pthread_t t, void **retval, clockid_t clock,
+                                     const struct timespec *abstime) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_clockjoin_np)(t, retval, clock, abstime);
+  if (abstime != nullptr) {
+    while (std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
+      if (futex_wait(&s->done, 0, abstime, clock) == ETIMEDOUT &&
+          std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
+        return ETIMEDOUT;
+  }
+  return pthread_join(t, retval);
+}
+
+SHIM_EXPORT int pthread_timedjoin_np(pthread_t t, void **retval, const struct timespec *abstime) {
+  if (as_shim(t) == nullptr) return REAL(pthread_timedjoin_np)(t, retval, abstime);
+  return pthread_clockjoin_np(t, retval, CLOCK_REALTIME, abstime);
+}
+
+SHIM_EXPORT int pthread_detach(pthread_t t) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_detach)(t);
+  int err = upthread_detach(s->ut);
+  if (err == 0) release(s);
+  return err;
+}
+
+SHIM_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr) {
+  ShimThread *s = as_shim(t);
+  // thread0 runs on main's own stack and TCB: glibc describes it.
+  if (s == nullptr || s == &g_main_thread)
+    return REAL(pthread_getattr_np)(s == nullptr ? t : REAL(pthread_self)(), attr);
+  int err = pthread_attr_init(attr);
+  if (err != 0) return err;
+  struct upthread *u = s->ut;
+  pthread_attr_setstack(attr, u->stack, u->stack_size);
+  pthread_attr_setguardsize(attr, u->guard_size);
+  uintptr_t js = u->join_state.load(std::memory_order_relaxed);
+  pthread_attr_setdetachstate(attr, js == parlib::detail::upthread_impl::kDetached
+                                        ? PTHREAD_CREATE_DETACHED
+                                        : PTHREAD_CREATE_JOINABLE);
+  return 0;
+}
+
+SHIM_EXPORT int pthread_setname_np(pthread_t t, const char *name) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_setname_np)(t, name);
+  if (strlen(name) >= sizeof s->name) return ERANGE;
+  strcpy(s->name, name);
+  uthread_set_name(&s->ut->uth, s->name);
+  return 0;
+}
+
+SHIM_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_getname_np)(t, buf, len);
+  if (strlen(s->name) >= len) return ERANGE;
+  strcpy(buf, s->name);
+  return 0;
+}
+
+SHIM_EXPORT int pthread_kill(pthread_t t, int sig) {
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_kill)(t, sig);
+  return upthread_kill(s->ut, sig);
+}
+
+SHIM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+  if (!on_uthread() || from_runtime(__builtin_return_address(0)))
+    return REAL(pthread_sigmask)(how, set, old);
+  return upthread_sigmask(how, set, old);
+}
+
+SHIM_EXPORT int pthread_cancel(pthread_t t) {
+  if (as_shim(t) == nullptr) return REAL(pthread_cancel)(t);
+  return ENOTSUP;  // not implemented for upthreads (docs/preload.md)
+}
+
+// Affinity and scheduling parameters of a upthread: it is not a kernel
+// task, so requests are accepted and reads describe the process.
+SHIM_EXPORT int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set) {
+  if (as_shim(t) == nullptr) return REAL(pthread_setaffinity_np)(t, size, set);
+  return 0;
+}
+SHIM_EXPORT int pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set) {
+  if (as_shim(t) == nullptr) return REAL(pthread_getaffinity_np)(t, size, set);
+  return sched_getaffinity(0, size, set) == 0 ? 0 : errno;
+}
+SHIM_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set) {
+  // pid 0 from a upthread would pin the vcore's task, not the thread.
+  if (pid == 0 && on_uthread()) return 0;
+  return REAL(sched_setaffinity)(pid, size, set);
+}
+SHIM_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *p) {
+  if (as_shim(t) == nullptr) return REAL(pthread_setschedparam)(t, policy, p);
+  return 0;
+}
+SHIM_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *p) {
+  if (as_shim(t) == nullptr) return REAL(pthread_getschedparam)(t, policy, p);
+  *policy = SCHED_OTHER;
+  p->sched_priority = 0;
+  return 0;
+}
+SHIM_EXPORT int pthread_setschedprio(pthread_t t, int prio) {
+  if (as_shim(t) == nullptr) return REAL(pthread_setschedprio)(t, prio);
+  return 0;
+}
+
+SHIM_EXPORT int sched_yield(void) {
+  // The runtime yields the CPU to a descheduled kernel task on purpose.
+  if (on_uthread() && !from_runtime(__builtin_return_address(0))) return upthread_yield();
+  return REAL(sched_yield)();
+}
+
+// ================================================================ keys
+
+SHIM_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *)) {
+  int err = REAL(pthread_key_create)(key, dtor);
+  if (err != 0) return err;
+  dtls_key_t d = dtls_key_create(dtor);
+  if (d == nullptr) {
+    REAL(pthread_key_delete)(*key);
+    return EAGAIN;
+  }
+  g_dtls[*key].store(d, std::memory_order_release);
+  return 0;
+}
+SHIM_EXPORT int pthread_key_delete(pthread_key_t key) {
+  int err = REAL(pthread_key_delete)(key);
+  if (err != 0) return err;
+  if (dtls_key_t d = g_dtls[key].exchange(nullptr)) dtls_key_delete(d);
+  return 0;
+}
+SHIM_EXPORT void *pthread_getspecific(pthread_key_t key) {
+  if (key < PTHREAD_KEYS_MAX && on_uthread()) {
+    dtls_key_t d = g_dtls[key].load(std::memory_order_acquire);
+    return d != nullptr ? get_dtls(d) : nullptr;
+  }
+  return REAL(pthread_getspecific)(key);
+}
+SHIM_EXPORT int pthread_setspecific(pthread_key_t key, const void *value) {
+  if (key < PTHREAD_KEYS_MAX && on_uthread()) {
+    dtls_key_t d = g_dtls[key].load(std::memory_order_acquire);
+    if (d == nullptr) return EINVAL;
+    int saved = errno;
+    errno = 0;
+    set_dtls(d, const_cast<void *>(value));
+    int err = errno == ENOMEM ? ENOMEM : 0;
+    errno = saved;
+    return err;
+  }
+  return REAL(pthread_setspecific)(key, value);
+}
+
+// ======================================================= futex syscall
+
+// libstdc++ (std::future, std::atomic<T>::wait, std::counting_semaphore)
+// and others wait with syscall(SYS_futex, ...). From a upthread that would
+// block the whole vcore; turn the plain wait/wake operations into
+// parlib futex operations (wakes reach kernel waiters too).
+SHIM_EXPORT long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+  long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+  va_end(ap);
+  if (number == SYS_futex && !g_native_only.load(std::memory_order_relaxed)) {
+    int *word = reinterpret_cast<int *>(a1);
+    int op = static_cast<int>(a2) & ~FUTEX_PRIVATE_FLAG;
+    int val = static_cast<int>(a3);
+    bool any_bits = static_cast<uint32_t>(a6) == FUTEX_BITSET_MATCH_ANY;
+    if ((op == FUTEX_WAKE || (op == FUTEX_WAKE_BITSET && any_bits))) {
+      ::futex(word, FUTEX_WAKE, val, nullptr, nullptr, 0);
+      return REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
+    }
+    bool bitset_wait = (op & ~FUTEX_CLOCK_REALTIME) == FUTEX_WAIT_BITSET && any_bits;
+    if ((op == FUTEX_WAIT || bitset_wait) && on_uthread()) {
+      if (std::atomic_ref<int>(*word).load(std::memory_order_seq_cst) != val) {
+        errno = EAGAIN;
+        return -1;
+      }
+      const auto *ts = reinterpret_cast<const timespec *>(a4);
+      timespec abs;
+      clockid_t clock = CLOCK_MONOTONIC;
+      if (ts != nullptr && op == FUTEX_WAIT) {
+        // relative timeout: make it a monotonic deadline
+        clock_gettime(CLOCK_MONOTONIC, &abs);
+        abs.tv_sec += ts->tv_sec;
+        abs.tv_nsec += ts->tv_nsec;
+        if (abs.tv_nsec >= 1000000000) {
+          abs.tv_nsec -= 1000000000;
+          abs.tv_sec += 1;
+        }
+      } else if (ts != nullptr) {
+        abs = *ts;
+        if (op & FUTEX_CLOCK_REALTIME) clock = CLOCK_REALTIME;
+      }
+      if (futex_wait(word, val, ts != nullptr ? &abs : nullptr, clock) == ETIMEDOUT) {
+        errno = ETIMEDOUT;
+        return -1;
+      }
+      return 0;
+    }
+  }
+  return REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
+}
