@@ -10,6 +10,7 @@
 
 #include <parlib/spinlock.h>
 
+#include <dlfcn.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -101,6 +102,16 @@ void* timer_main(void*) {
   return nullptr;
 }
 
+// The C library's pthread_create. Under the LD_PRELOAD shim, pthread_create
+// called from a uthread (as the first timed wait is) makes an upthread,
+// but the timer must be a kernel thread of its own. The shim is loaded
+// before libparlib, so RTLD_NEXT from here skips it.
+using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+PthreadCreateFn real_pthread_create() {
+  void* f = dlsym(RTLD_NEXT, "pthread_create");
+  return f != nullptr ? reinterpret_cast<PthreadCreateFn>(f) : &pthread_create;
+}
+
 void start_thread() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -117,7 +128,7 @@ void start_thread() {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t tid;
-  const int err = pthread_create(&tid, &attr, timer_main, nullptr);
+  const int err = real_pthread_create()(&tid, &attr, timer_main, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (err == 0) {
