@@ -142,7 +142,11 @@ void on_notify(int sig, siginfo_t *info, void *uctx) {
   // Vcore context handles notif_pending before it leaves; a task that is no
   // vcore (thread0's parked main task blocks the signal) has nothing to do.
   if (tls_in_vcore_context || uth == nullptr) return;
+  if (tls_vcoreid >= static_cast<uint32_t>(g_nr_vcores)) return;
   Vcore &vc = this_vcore();
+  // Only a vcore's own task acts on a notification: the per-vcore retry
+  // timer and state below belong to it.
+  if (vc.tid.load(std::memory_order_relaxed) != static_cast<pid_t>(syscall(SYS_gettid))) return;
   VcoreEvents &ev = g_events[vc.id];
   if (!vc.notif_pending.load(std::memory_order_seq_cst)) return;
   if (uth->notif_disabled_depth_ > 0 || ev.notifs_disabled.load(std::memory_order_relaxed)) {

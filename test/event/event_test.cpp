@@ -289,14 +289,18 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
     }
     fclose(in);
   });
-  // Another pthread sends a preemption event to each vcore every 100 us.
+  // Another pthread sends a preemption event to every vcore every 100 us
+  // for 3 s, then stops the workers. (The workers never yield: the test
+  // must not depend on thread0 getting a turn to stop them.)
   std::thread ticker([&] {
     struct event_msg msg {};
-    uint32_t nv = static_cast<uint32_t>(max_vcores() < 2 ? 1 : 2);
-    while (!stop.load()) {
-      for (uint32_t v = 0; v < nv; ++v) send_event(&msg, kEvPreempt, v);
+    auto until = std::chrono::steady_clock::now() + 3s;
+    while (std::chrono::steady_clock::now() < until) {
+      for (uint32_t v = 0; v < static_cast<uint32_t>(max_vcores()); ++v)
+        send_event(&msg, kEvPreempt, v);
       std::this_thread::sleep_for(100us);
     }
+    stop.store(true);
   });
   struct Arg {
     int id;
@@ -330,9 +334,6 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
         },
         &a));
   }
-  auto until = std::chrono::steady_clock::now() + 3s;
-  while (std::chrono::steady_clock::now() < until) fifo_yield();  // thread0 takes its turns too
-  stop.store(true);
   for (auto *w : workers) fifo_join(w);
   ticker.join();
   fclose(out);

@@ -100,7 +100,7 @@ TEST(Upthread, IdleVcoresStealFromBusyOnes) {
   upthread_set_num_vcores(max_vcores());  // let vcore requests go to 2 again
   // Wake the other vcore: one more runnable thread asks for it.
   for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
-  EXPECT_EQ(__builtin_popcount(vcores_seen.load()), 2) << "no work was stolen";
+  EXPECT_GE(__builtin_popcount(vcores_seen.load()), 2) << "no work was stolen";
 }
 
 std::atomic<int> g_tl_destroyed{0};
