@@ -6,6 +6,11 @@ if(EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/include/upthread")
   install(DIRECTORY include/upthread DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endif()
 
+# libupthread finds the libparlib installed beside it, wherever the prefix.
+if(TARGET upthread)
+  set_target_properties(upthread PROPERTIES INSTALL_RPATH "$ORIGIN")
+endif()
+
 install(TARGETS ${PARLIB_INSTALL_TARGETS} EXPORT parlibTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
