@@ -28,6 +28,8 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlibConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/parlibConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/parlib)
 
+# The pkg-config files locate the prefix relative to themselves.
+file(RELATIVE_PATH PARLIB_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(cmake/parlib.pc.in ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/parlib.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
