@@ -679,6 +679,47 @@ TEST(UthreadSem, TimedwaitAndLimits) {
   EXPECT_EQ(uthread_sem_getvalue(&s, nullptr), EINVAL);
 }
 
+// Timeouts racing with posts: a post either hands its unit to a waiter
+// (whose wait then returns 0) or raises the value, and a waiter that times
+// out consumes nothing. If a wakeup and a timeout could both win, a unit
+// would be lost or counted twice, so successes + final value must equal
+// the posts exactly.
+TEST(UthreadSem, TimeoutsRacingWithPostsLoseNoUnit) {
+  uthread_sem_t s;
+  ASSERT_EQ(uthread_sem_init(&s, 0), 0);
+  constexpr int kWaiters = 6, kWaits = 400, kPosters = 2, kPosts = 1000;
+  std::atomic<long> successes{0}, timeouts{0}, other{0};
+  run_uthreads(2, kWaiters + kPosters, [&](int id) {
+    if (id < kWaiters) {
+      for (int i = 0; i < kWaits; ++i) {
+        // Deadlines from 0 to 1.5 ms ahead: many races land on the deadline.
+        struct timespec d = realtime_in(milliseconds(0));
+        d.tv_nsec += (i % 16) * 100000;
+        if (d.tv_nsec >= 1000000000) {
+          d.tv_nsec -= 1000000000;
+          ++d.tv_sec;
+        }
+        const int rc = uthread_sem_timedwait(&s, &d);
+        if (rc == 0) ++successes;
+        else if (rc == ETIMEDOUT) ++timeouts;
+        else ++other;
+      }
+    } else {
+      for (int i = 0; i < kPosts; ++i) {
+        ASSERT_EQ(uthread_sem_post(&s), 0);
+        if (i % 4 == 0) parlib_test::fifo_yield();
+      }
+    }
+  });
+  int value = -1;
+  ASSERT_EQ(uthread_sem_getvalue(&s, &value), 0);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(successes.load() + timeouts.load(), long{kWaiters} * kWaits);
+  EXPECT_EQ(successes.load() + value, long{kPosters} * kPosts)
+      << successes.load() << " successes, " << timeouts.load() << " timeouts";
+  EXPECT_EQ(uthread_sem_destroy(&s), 0);
+}
+
 // ---------------------------------------------------------------- futex
 
 TEST(UthreadFutex, WaitChecksTheValueAtomically) {
@@ -739,6 +780,40 @@ TEST(UthreadFutex, WakeReleasesExactlyTheWaitersOfThatAddress) {
     parlib_test::fifo_yield();
   EXPECT_EQ(n, 1);
   sync_test::join(o);
+}
+
+// Timeouts racing with wakes: every waiter a FUTEX_WAKE counted must
+// return 0 and every other one ETIMEDOUT, so the wakes' return values add
+// up to exactly the waits that returned 0.
+TEST(UthreadFutex, TimeoutsRacingWithWakesCountExactly) {
+  int word = 0;
+  constexpr int kWaiters = 6, kWaits = 300;
+  std::atomic<long> woken{0}, timed_out{0}, other{0}, reported{0};
+  std::atomic<int> done{0};
+  run_uthreads(2, kWaiters + 1, [&](int id) {
+    if (id < kWaiters) {
+      for (int i = 0; i < kWaits; ++i) {
+        const struct timespec rel = {0, (i % 16) * 100000 + 1000};
+        const int rc = futex(&word, FUTEX_WAIT, 0, &rel, nullptr, 0);
+        if (rc == 0) ++woken;
+        else if (errno == ETIMEDOUT) ++timed_out;
+        else ++other;
+      }
+      ++done;
+    } else {
+      while (done.load() < kWaiters) {
+        reported += futex(&word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+        // Wake slower than the waiters wait, so that many time out (about
+        // a third, measured).
+        const auto until = Clock::now() + std::chrono::microseconds(300);
+        while (Clock::now() < until) parlib_test::fifo_yield();
+      }
+    }
+  });
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(woken.load() + timed_out.load(), long{kWaiters} * kWaits);
+  EXPECT_EQ(reported.load(), woken.load())
+      << woken.load() << " woken, " << timed_out.load() << " timed out";
 }
 
 // A futex-based lock (Drepper's mutex 2) built on our futex: exact count.
