@@ -13,11 +13,16 @@
 //  - NPTL: T pthreads pinned to each of the first N CPUs of the affinity
 //    mask, looping on sched_yield(). Measured first, while the process is
 //    still a plain pthread program (uthread_lib_init cannot be undone).
-//  - uthreads: the per-vcore FIFO scheduler of percore_sched.h on N vcores,
-//    thread i on vcore i % N, looping on uthread_yield(). Main (thread0)
-//    spawns them and then blocks in a join, so it holds no vcore while they
-//    run; a plain pthread made before uthread_lib_init does the timing and
-//    raises the stop flag.
+//  - uthreads: `ctxswitch` runs them on upthread, configured as in the
+//    seed (per-vcore queues on N vcores, no stealing, no automatic vcore
+//    requests: thread i on vcore i % N), looping on upthread_yield();
+//    `ctxswitch_percore` runs them on the minimal per-vcore FIFO scheduler
+//    of percore_sched.h (the library's floor, without upthread's checks).
+//    Main (thread0) spawns them and then blocks in a join, so it holds no
+//    vcore while they run; a plain pthread does the timing and raises the
+//    stop flag. Linking libupthread makes main thread0 before main() runs;
+//    the NPTL threads are made with glibc's pthread_create all the same,
+//    from main's own (glibc) TCB, and the idle vcores sleep meanwhile.
 //
 // With T = 1 both sides take their fast path (sched_yield returns at once,
 // a uthread yields back to itself through vcore context); T >= 2 measures
@@ -45,7 +50,11 @@
 #include <string>
 #include <vector>
 
+#ifdef CTXSWITCH_UPTHREAD
+#include <upthread/upthread.h>
+#else
 #include "percore_sched.h"
+#endif
 
 namespace {
 
@@ -68,7 +77,8 @@ struct Options {
 // One counter per thread, each on its own cache lines: the threads of
 // different cores must not share one, or the benchmark would measure
 // coherence traffic instead of switches.
-struct alignas(parlib_bench::kNoFalseSharing) Slot {
+// Two lines apart: adjacent-line prefetch would otherwise couple neighbours.
+struct alignas(2 * PARLIB_CACHE_LINE_SIZE) Slot {
   std::atomic<uint64_t> switches{0};
 };
 
@@ -272,6 +282,7 @@ std::atomic<uint32_t> g_timer_go{0};
 Window g_uth_window;  // written by the timer thread before it raises g_uth_stop
 std::atomic<bool> g_uth_stop{false};
 
+#ifndef CTXSWITCH_UPTHREAD
 void uth_worker(void *arg) {
   auto *slot = static_cast<Slot *>(arg);
   uint64_t n = 0;
@@ -282,9 +293,10 @@ void uth_worker(void *arg) {
     slot->switches.store(++n, std::memory_order_relaxed);
   }
 }
+#endif
 
-// The timer: a kernel thread made before uthread_lib_init, so it is an
-// ordinary pthread that never runs on a vcore. It sleeps through the run.
+// The timer: an ordinary pthread (glibc's pthread_create) that never runs
+// on a vcore. It sleeps through the run.
 void *timer_main(void *) {
   while (g_timer_go.load(std::memory_order_acquire) == 0)
     syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_timer_go), FUTEX_WAIT_PRIVATE, 0,
@@ -294,6 +306,50 @@ void *timer_main(void *) {
   return nullptr;
 }
 
+#ifdef CTXSWITCH_UPTHREAD
+void *up_worker(void *arg) {
+  auto *slot = static_cast<Slot *>(arg);
+  uint64_t n = 0;
+  while (!g_uth_stop.load(std::memory_order_acquire)) {
+    upthread_yield();
+    slot->switches.store(++n, std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
+Window run_uthreads(const Options &o) {
+  size_t n = static_cast<size_t>(o.cpus) * static_cast<size_t>(o.tpc);
+  std::vector<Slot> slots(n);
+  g_uth_slots = &slots;
+  g_uth_seconds = o.seconds;
+  pthread_t timer;
+  int err = pthread_create(&timer, nullptr, timer_main, nullptr);
+  if (err != 0) fatal("pthread_create (timer): %s", strerror(err));
+  pthread_detach(timer);
+
+  // The seed's configuration: N per-vcore queues, every vcore keeps its
+  // own threads (no stealing) and keeps its core (no requests or yields).
+  upthread_set_num_vcores(o.cpus);
+  upthread_can_vcore_steal(false);
+  upthread_can_vcore_request(false);
+  upthread_attr_t attr;
+  upthread_attr_init(&attr);
+  upthread_attr_setstacksize(&attr, kStackSize);
+  std::vector<upthread_t> workers(n);
+  for (size_t i = 0; i < n; ++i) {
+    err = upthread_create(&workers[i], &attr, up_worker, &slots[i]);
+    if (err != 0) fatal("upthread_create (thread %zu of %zu): %s", i, n, strerror(err));
+  }
+  if (vcore_request_total(o.cpus) != 0)
+    fatal("vcore_request_total(%d): %s", o.cpus, strerror(errno));
+  g_timer_go.store(1, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_timer_go), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+  // thread0 blocks here (off every run queue) until the workers stop.
+  for (upthread_t t : workers) upthread_join(t, nullptr);
+  return g_uth_window;
+}
+#else
 Window run_uthreads(const Options &o) {
   size_t n = static_cast<size_t>(o.cpus) * static_cast<size_t>(o.tpc);
   std::vector<Slot> slots(n);
@@ -329,6 +385,7 @@ Window run_uthreads(const Options &o) {
   for (parlib_bench::PcThread *t : workers) parlib_bench::pcs_join(t);
   return g_uth_window;
 }
+#endif
 
 // ---------------------------------------------------------------- report
 

@@ -20,11 +20,30 @@
 namespace parlib::detail::upthread_impl {
 namespace {
 
-// A vcore's run queue and counters, on their own cache lines. The lock is
-// taken with notifications disabled (spin_pdr), because thread_runnable is
-// also called from uthread context (a wakeup).
+// The run-queue lock: test-and-test-and-set. It is always held with
+// notifications disabled — vcore context has them off by definition, and
+// uthread-context callers (a wakeup) disable them first (lock_anywhere) —
+// so its holder is never preempted on its own vcore. Inline, because the
+// switch path takes it twice.
+struct QueueLock {
+  std::atomic<bool> held{false};
+  void lock() {
+    // acquire: the queue links written by the previous holder are visible.
+    while (held.exchange(true, std::memory_order_acquire))
+      while (held.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+  }
+  void unlock() { held.store(false, std::memory_order_release); }
+};
+
+// Adds to a counter that only one vcore writes (others read it racily for
+// statistics): a plain load and store, no locked instruction.
+void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+// A vcore's run queue and counters, on their own cache lines.
 struct alignas(64) VcoreSched {
-  spin_pdr_lock_t lock = SPINPDR_INITIALIZER;
+  QueueLock lock;
   struct upthread *head = nullptr;
   struct upthread *tail = nullptr;
   std::atomic<int> length{0};
@@ -53,28 +72,37 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
+// Vcore context only (notifications are off there).
 void push(VcoreSched &q, struct upthread *t) {
   t->next = nullptr;
-  spin_pdr_lock(&q.lock);
+  q.lock.lock();
   if (q.tail != nullptr)
     q.tail->next = t;
   else
     q.head = t;
   q.tail = t;
-  q.length.fetch_add(1, std::memory_order_relaxed);
-  spin_pdr_unlock(&q.lock);
+  // Written under the lock; read without it only as a hint.
+  q.length.store(q.length.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  q.lock.unlock();
+}
+
+// Any context: in uthread context, hold notifications off around the lock.
+void push_anywhere(VcoreSched &q, struct upthread *t) {
+  uth_disable_notifs();
+  push(q, t);
+  uth_enable_notifs();
 }
 
 struct upthread *pop(VcoreSched &q) {
   if (q.length.load(std::memory_order_relaxed) == 0) return nullptr;  // cheap look first
-  spin_pdr_lock(&q.lock);
+  q.lock.lock();
   struct upthread *t = q.head;
   if (t != nullptr) {
     q.head = t->next;
     if (q.head == nullptr) q.tail = nullptr;
-    q.length.fetch_sub(1, std::memory_order_relaxed);
+    q.length.store(q.length.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
-  spin_pdr_unlock(&q.lock);
+  q.lock.unlock();
   return t;
 }
 
@@ -88,7 +116,7 @@ uint32_t next_random(VcoreSched &q) {
 // Takes half of victim's queue (the older half, from the head) into
 // thief's, returns one of them to run.
 struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
-  spin_pdr_lock(&victim.lock);
+  victim.lock.lock();
   int n = victim.length.load(std::memory_order_relaxed);
   int take = (n + 1) / 2;
   struct upthread *first = victim.head, *last = nullptr;
@@ -97,8 +125,8 @@ struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
     victim.head = last->next;
   }
   if (victim.head == nullptr) victim.tail = nullptr;
-  victim.length.fetch_sub(take, std::memory_order_relaxed);
-  spin_pdr_unlock(&victim.lock);
+  victim.length.store(n - take, std::memory_order_relaxed);
+  victim.lock.unlock();
   if (last == nullptr) return nullptr;
   last->next = nullptr;
   struct upthread *run = first;
@@ -128,7 +156,7 @@ struct upthread *steal(uint32_t self) {
                              : vb;
     if (victim.length.load(std::memory_order_relaxed) == 0) continue;
     if (struct upthread *t = steal_half(victim, me)) {
-      me.steals.fetch_add(1, std::memory_order_relaxed);
+      bump(me.steals);
       return t;
     }
   }
@@ -149,7 +177,7 @@ void on_tick(struct alarm_waiter *w) {
     struct uthread *uth = current_uthread;
     current_uthread = nullptr;
     uthread_paused(uth);
-    vs->preemptions.fetch_add(1, std::memory_order_relaxed);
+    bump(vs->preemptions);
   }
   set_waiter_rel(w, period);
   start_alarm(w);
@@ -182,7 +210,7 @@ void sched_entry() {
   uint32_t id = vcore_id();
   VcoreSched &vs = g_vcores[id];
   if (vs.idle_since_ns != 0) {
-    vs.idle_ns.fetch_add(now_ns() - vs.idle_since_ns, std::memory_order_relaxed);
+    bump(vs.idle_ns, now_ns() - vs.idle_since_ns);
     vs.idle_since_ns = 0;
   }
   arm_tick(id);
@@ -191,12 +219,15 @@ void sched_entry() {
     if (t == nullptr && g_can_steal.load(std::memory_order_relaxed)) t = steal(id);
     if (t != nullptr) {
       t->last_vcore = id;
-      vs.switches.fetch_add(1, std::memory_order_relaxed);
+      bump(vs.switches);
       run_uthread(&t->uth);
     }
-    // Without automatic requests a vcore keeps its core: poll (events
-    // included), as the seed's experiments do.
-    if (g_can_request.load(std::memory_order_relaxed)) break;
+    // Without automatic requests a vcore in use keeps its core: poll
+    // (events included), as the seed's experiments do. Vcores beyond the
+    // ones in use still go away.
+    if (g_can_request.load(std::memory_order_relaxed) ||
+        static_cast<int>(id) >= g_num_queues.load(std::memory_order_relaxed))
+      break;
     __builtin_ia32_pause();
     handle_events();
   }
@@ -219,7 +250,7 @@ VcoreSched &home_queue(struct upthread *t) {
 
 void thread_runnable(struct uthread *uth) {
   VcoreSched &q = home_queue(of(uth));
-  push(q, of(uth));
+  push_anywhere(q, of(uth));
   maybe_request_vcore(static_cast<uint32_t>(&q - g_vcores));
 }
 

@@ -199,9 +199,10 @@ upthread_t upthread_self(void) { return of(uthread_self()); }
 int upthread_equal(upthread_t a, upthread_t b) { return a == b; }
 
 int upthread_yield(void) {
-  if (uthread_self() == nullptr) return 0;
+  struct upthread *self = of(current_uthread);
+  if (self == nullptr || in_vcore_context()) return 0;
   uthread_yield(true, nullptr, nullptr);
-  run_pending_signals(upthread_self());
+  if (self->pending_signals.load(std::memory_order_relaxed) != 0) run_pending_signals(self);
   return 0;
 }
 
