@@ -183,7 +183,9 @@ PARLIB_API void upthread_can_vcore_steal(bool can);
  * max_vcores()); values are clamped to 1..max_vcores(). */
 PARLIB_API void upthread_set_num_vcores(int num);
 
-/* Per-vcore counters (PARLIB_STATS=1 prints them at exit). */
+/* Per-vcore counters (PARLIB_STATS=1 prints them at exit): threads run,
+ * steals, preemptions, events handled, system calls that blocked (on the
+ * ring or offloaded), idle time. Returns 0, or EINVAL. */
 struct upthread_vcore_stats {
 	uint64_t switches, steals, preemptions, events, syscalls;
 	uint64_t idle_ns;

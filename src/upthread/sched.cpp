@@ -4,6 +4,7 @@
 #include <parlib/alarm.h>
 #include <parlib/event.h>
 #include <parlib/spinlock.h>
+#include <parlib/syscall.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
 
@@ -274,14 +275,14 @@ struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_pau
                              nullptr};
 
 void print_stats() {
-  fprintf(stderr, "upthread stats: vcore switches steals preemptions events idle_ms\n");
+  fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");
   for (int i = 0; i < g_max; ++i) {
     struct upthread_vcore_stats st {};
     upthread_get_vcore_stats(static_cast<uint32_t>(i), &st);
-    fprintf(stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %7.1f\n", i,
+    fprintf(stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %8llu %7.1f\n", i,
             static_cast<unsigned long long>(st.switches), static_cast<unsigned long long>(st.steals),
             static_cast<unsigned long long>(st.preemptions), static_cast<unsigned long long>(st.events),
-            static_cast<double>(st.idle_ns) / 1e6);
+            static_cast<unsigned long long>(st.syscalls), static_cast<double>(st.idle_ns) / 1e6);
   }
 }
 
@@ -346,7 +347,8 @@ int upthread_get_vcore_stats(uint32_t vcoreid, struct upthread_vcore_stats *out)
   out->idle_ns = vs.idle_ns.load(std::memory_order_relaxed);
   struct event_stats es {};
   out->events = event_get_stats(vcoreid, &es) == 0 ? es.handled : 0;
-  out->syscalls = 0;
+  struct parlib_syscall_stats ss {};
+  out->syscalls = parlib_syscall_get_stats(vcoreid, &ss) == 0 ? ss.blocked + ss.offloaded : 0;
   return 0;
 }
 
