@@ -29,6 +29,7 @@
 #endif
 
 extern "C" {
+void __ctype_init(void);  // glibc (GLIBC_PRIVATE), what start_thread calls
 PARLIB_API struct schedule_ops *sched_ops = nullptr;
 PARLIB_API __thread struct uthread *current_uthread = nullptr;
 void destroy_dtls(void);
@@ -182,6 +183,10 @@ void uthread_start(void *arg) {
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
   auto *uth = static_cast<struct uthread *>(arg);
+  // glibc points each new thread's ctype TLS (the tables behind isalpha,
+  // toupper, and the printing of floating-point numbers) at the locale's
+  // tables in start_thread; a fresh TCB has them NULL until this call.
+  __ctype_init();
   uth->entry_();
   raw_fatal("uthread %p (%s): its entry function returned; a 2LS exits a uthread with "
             "uthread_yield(false, ...)",

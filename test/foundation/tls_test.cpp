@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -153,6 +155,26 @@ TEST(Tls, UselocaleIsPerUthread) {
   fifo_join(t);
   EXPECT_TRUE(arg.kept);
   freelocale(c_locale);
+}
+
+// glibc's per-thread ctype pointers (set up by glibc only in threads it
+// creates) must be valid in a new uthread: ctype macros and the printing of
+// floating-point numbers go through them.
+TEST(Tls, CtypeAndFloatFormattingWorkInNewUthreads) {
+  struct Out {
+    char text[64] = {0};
+    bool ctype_ok = false;
+  } out;
+  TestThread *t = fifo_spawn(
+      [](void *p) {
+        auto *o = static_cast<Out *>(p);
+        snprintf(o->text, sizeof o->text, "%.2f %g %c", 3.25, 1e300, toupper('q'));
+        o->ctype_ok = isalpha('a') && !isdigit('x') && tolower('Z') == 'z';
+      },
+      &out);
+  fifo_join(t);
+  EXPECT_STREQ(out.text, "3.25 1e+300 Q");
+  EXPECT_TRUE(out.ctype_ok);
 }
 
 // DTLS: values are per uthread and destructors run once per thread per key.
