@@ -45,6 +45,7 @@ struct Work {
   long inner = 1000;  // calibrated so one thread's loop takes the right time
 };
 Work g_work;
+int g_cores = 1;
 std::atomic<uint64_t> g_sink{0};
 
 // The busy loop: kOuter x inner steps of a dependent LCG, so the compiler
@@ -135,12 +136,26 @@ Run run_variant(const std::string &name, int threads) {
   if (name.rfind("preempt:", 0) == 0) period = std::stoull(name.substr(8));
   if (name.rfind("yield:", 0) == 0) s.yield_every = std::stoi(name.substr(6));
   upthread_set_sched_period(period);
+  // A thread inherits its creator's CPU mask, and main runs on a vcore
+  // pinned to one CPU: give the NPTL threads the first `cores` CPUs of the
+  // process's mask (the main task's, which parlib leaves untouched).
+  pthread_attr_t nptl_attr;
+  pthread_attr_init(&nptl_attr);
+  cpu_set_t process_cpus, use;
+  sched_getaffinity(getpid(), sizeof process_cpus, &process_cpus);
+  CPU_ZERO(&use);
+  for (int c = 0, n = 0; c < CPU_SETSIZE && n < g_cores; ++c)
+    if (CPU_ISSET(c, &process_cpus)) {
+      CPU_SET(c, &use);
+      ++n;
+    }
+  pthread_attr_setaffinity_np(&nptl_attr, sizeof use, &use);
   std::vector<ThreadArg> args(static_cast<size_t>(threads));
   std::vector<upthread_t> uts(static_cast<size_t>(threads));
   std::vector<pthread_t> pts(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) {
     args[static_cast<size_t>(i)] = ThreadArg{&s, i};
-    int err = nptl ? pthread_create(&pts[static_cast<size_t>(i)], nullptr, nptl_main, &args[static_cast<size_t>(i)])
+    int err = nptl ? pthread_create(&pts[static_cast<size_t>(i)], &nptl_attr, nptl_main, &args[static_cast<size_t>(i)])
                    : upthread_create(&uts[static_cast<size_t>(i)], nullptr, upthread_main, &args[static_cast<size_t>(i)]);
     if (err != 0) {
       fprintf(stderr, "fixedwork: %s: thread %d: %s\n", name.c_str(), i, strerror(err));
@@ -164,6 +179,7 @@ Run run_variant(const std::string &name, int threads) {
       upthread_join(uts[static_cast<size_t>(i)], nullptr);
   }
   upthread_set_sched_period(0);
+  pthread_attr_destroy(&nptl_attr);
   run.total_ms = *std::max_element(run.done_ms.begin(), run.done_ms.end());
   return run;
 }
@@ -240,6 +256,7 @@ int main(int argc, char **argv) {
   Options o = parse(argc, argv);
   int cores = o.cores > 0 ? std::min(o.cores, max_vcores()) : max_vcores();
   upthread_set_num_vcores(cores);
+  g_cores = cores;
   // Each thread's loop takes seconds * cores / threads at the ideal.
   calibrate(o.seconds * 1000.0 * cores / o.threads);
   double single_ms = single_thread_ms();

@@ -134,9 +134,12 @@ PARLIB_API void uthread_has_blocked(struct uthread *uth, int flags);
 /* uthread_paused: tells the 2LS that uth stopped but is runnable. */
 PARLIB_API void uthread_paused(struct uthread *uth);
 
-/* uthread_runnable: makes uth runnable through thread_runnable. Vcore or
- * uthread context. Aborts if uth is already runnable or running (a double
- * wakeup is a bug in the caller). */
+/* uthread_runnable: makes uth runnable through thread_runnable. Vcore
+ * context, uthread context, or a kernel thread that is not a vcore (a timer
+ * or helper thread): a 2LS's thread_runnable must then ask for a vcore
+ * itself (vcore_request), since no vcore may be awake to notice. Aborts if
+ * uth is already runnable or running (a double wakeup is a bug in the
+ * caller). */
 PARLIB_API void uthread_runnable(struct uthread *uth);
 
 /* uth_disable_notifs: uthread context; disables notifications for the

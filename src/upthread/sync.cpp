@@ -10,32 +10,6 @@
 
 #include "upthread/upthread_internal.h"
 
-namespace {
-
-int64_t ns_of(const timespec &ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
-timespec timespec_of(int64_t ns) {
-  timespec ts;
-  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-  ts.tv_nsec = static_cast<long>(ns % 1000000000);
-  return ts;
-}
-
-// parlib's timed waits take CLOCK_REALTIME deadlines; a deadline on
-// another clock is converted with both clocks read now.
-timespec to_realtime(clockid_t clock, const timespec &abstime) {
-  if (clock == CLOCK_REALTIME) return abstime;
-  timespec now_clock, now_real;
-  clock_gettime(clock, &now_clock);
-  clock_gettime(CLOCK_REALTIME, &now_real);
-  return timespec_of(ns_of(now_real) + (ns_of(abstime) - ns_of(now_clock)));
-}
-
-bool valid_timespec(const timespec *ts) {
-  return ts != nullptr && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
-}
-
-}  // namespace
-
 extern "C" {
 
 int upthread_mutexattr_init(upthread_mutexattr_t *attr) {
@@ -64,20 +38,8 @@ int upthread_mutex_lock(upthread_mutex_t *m) { return uthread_mutex_lock(m); }
 int upthread_mutex_trylock(upthread_mutex_t *m) { return uthread_mutex_trylock(m); }
 int upthread_mutex_unlock(upthread_mutex_t *m) { return uthread_mutex_unlock(m); }
 
-// parlib's mutex has no timed lock; try, and yield between tries until the
-// deadline (a timed lock is rare and contended only briefly in practice).
 int upthread_mutex_timedlock(upthread_mutex_t *m, const struct timespec *abs_realtime) {
-  int err = uthread_mutex_trylock(m);
-  if (err != EBUSY) return err;
-  if (!valid_timespec(abs_realtime)) return EINVAL;
-  for (;;) {
-    timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (ns_of(now) >= ns_of(*abs_realtime)) return ETIMEDOUT;
-    upthread_yield();
-    err = uthread_mutex_trylock(m);
-    if (err != EBUSY) return err;
-  }
+  return uthread_mutex_timedlock(m, abs_realtime);
 }
 
 int upthread_condattr_init(upthread_condattr_t *attr) {
@@ -106,9 +68,8 @@ int upthread_cond_wait(upthread_cond_t *c, upthread_mutex_t *m) {
   return c == nullptr ? EINVAL : uthread_cond_wait(&c->cond, m);
 }
 int upthread_cond_timedwait(upthread_cond_t *c, upthread_mutex_t *m, const struct timespec *abstime) {
-  if (c == nullptr || !valid_timespec(abstime)) return EINVAL;
-  timespec deadline = to_realtime(c->clock, *abstime);
-  return uthread_cond_timedwait(&c->cond, m, &deadline);
+  if (c == nullptr) return EINVAL;
+  return uthread_cond_clockwait(&c->cond, m, c->clock, abstime);
 }
 int upthread_cond_signal(upthread_cond_t *c) { return c == nullptr ? EINVAL : uthread_cond_signal(&c->cond); }
 int upthread_cond_broadcast(upthread_cond_t *c) {
