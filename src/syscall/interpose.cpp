@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/raw_log.h"
@@ -111,18 +112,89 @@ long offload_call(long num, Fn fn) {
 // Runs one operation for the calling uthread: on its vcore's ring, with
 // prep filling the SQE, or else on a helper thread with fallback (the real
 // blocking call, returning -errno). Returns >= 0 or -errno.
+// fd >= 0: an operation on that descriptor whose O_NONBLOCK flag is
+// honoured lazily (ring_wait looks only when it would wait; a helper
+// thread's real call honours it by itself).
 template <typename Prep, typename Fallback>
-long async_op(long num, Prep prep, Fallback fallback) {
+long async_op(long num, Prep prep, Fallback fallback, int fd = -1) {
   {
     NotifGuard guard;
     if (VcoreRing *r = this_ring()) {
       struct syscall sc;
       sysc_prepare(&sc, num);
       prep(ring_sqe(r, &sc));
-      return ring_wait(r, &sc);
+      return ring_wait(r, &sc, fd);
     }
   }
   return offload_call(num, fallback);
+}
+
+unsigned clamp_len(size_t n) { return static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n); }
+
+bool is_nonblocking(int fd) {
+  long fl = syscall(SYS_fcntl, fd, F_GETFL);
+  return fl < 0 || (fl & O_NONBLOCK) != 0;
+}
+
+// A blocking write to a pipe, socket or terminal returns only when all of
+// it is written; io_uring completes those with what the first attempt
+// wrote. step(done) writes from offset done and returns >= 0 or -errno;
+// this goes on until n bytes are written, as the blocking call does (a
+// failure after some progress reports the progress).
+template <typename Step>
+long write_all(int fd, size_t n, Step step) {
+  size_t done = 0;
+  for (;;) {
+    long r = step(done);
+    if (r < 0) return done > 0 ? static_cast<long>(done) : r;
+    done += static_cast<size_t>(r);
+    if (done >= n || r == 0 || is_nonblocking(fd)) return static_cast<long>(done);
+  }
+}
+
+// Copies iov[0..cnt) into out, less its first skip bytes; returns the
+// number of entries.
+int iov_advance(const struct iovec *iov, int cnt, size_t skip, struct iovec *out) {
+  int k = 0;
+  for (int i = 0; i < cnt; ++i) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    out[k].iov_base = static_cast<char *>(iov[i].iov_base) + skip;
+    out[k].iov_len = iov[i].iov_len - skip;
+    skip = 0;
+    ++k;
+  }
+  return k;
+}
+
+// Room for the rest of an iovec array: inline for a few entries, malloc'd
+// beyond (only a short write of a long array needs it).
+class IovBuf {
+ public:
+  IovBuf() = default;
+  IovBuf(const IovBuf &) = delete;
+  IovBuf &operator=(const IovBuf &) = delete;
+  ~IovBuf() {
+    if (heap_ != nullptr) free(heap_);
+  }
+  struct iovec *get(int cnt) {
+    if (cnt <= kInline) return inline_;
+    if (heap_ == nullptr) heap_ = static_cast<struct iovec *>(malloc(sizeof(struct iovec) * static_cast<size_t>(cnt)));
+    return heap_;
+  }
+
+ private:
+  static constexpr int kInline = 8;
+  struct iovec inline_[kInline];
+  struct iovec *heap_ = nullptr;
+};
+
+size_t iov_total(const struct iovec *iov, int cnt) {
+  size_t t = 0;
+  for (int i = 0; i < cnt; ++i) t += iov[i].iov_len;
+  return t;
 }
 
 long neg_errno(long r) { return r < 0 ? -errno : r; }
@@ -175,24 +247,32 @@ using namespace parlib::detail;
 extern "C" {
 
 PARLIB_API ssize_t read(int fd, void *buf, size_t n) {
-  if (!can_block_async() || must_call_real(fd)) return REAL(read)(fd, buf, n);
+  if (!can_block_async()) return REAL(read)(fd, buf, n);
   return set_errno(async_op(
-      SYS_read, [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(-1)); },
-      [&] { return neg_errno(REAL(read)(fd, buf, n)); }));
+      SYS_read,
+      [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(-1)); },
+      [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd));
 }
 
 PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
-  if (!can_block_async() || must_call_real(fd)) return REAL(write)(fd, buf, n);
-  return set_errno(async_op(
-      SYS_write, [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(-1)); },
-      [&] { return neg_errno(REAL(write)(fd, buf, n)); }));
+  if (!can_block_async()) return REAL(write)(fd, buf, n);
+  const char *p = static_cast<const char *>(buf);
+  return set_errno(write_all(fd, n, [&](size_t done) {
+    return async_op(
+        SYS_write,
+        [&](io_uring_sqe *s) {
+          io_uring_prep_write(s, fd, p + done, clamp_len(n - done), static_cast<uint64_t>(-1));
+        },
+        [&] { return neg_errno(REAL(write)(fd, p + done, n - done)); }, fd);
+  }));
 }
 
 PARLIB_API ssize_t pread(int fd, void *buf, size_t n, off_t off) {
   if (!can_block_async() || off < 0 || must_call_real(fd) || is_stream(fd))
     return REAL(pread)(fd, buf, n, off);
   return set_errno(async_op(
-      SYS_pread64, [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(off)); },
+      SYS_pread64,
+      [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off)); },
       [&] { return neg_errno(REAL(pread)(fd, buf, n, off)); }));
 }
 
@@ -200,46 +280,62 @@ PARLIB_API ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   if (!can_block_async() || off < 0 || must_call_real(fd) || is_stream(fd))
     return REAL(pwrite)(fd, buf, n, off);
   return set_errno(async_op(
-      SYS_pwrite64, [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n), static_cast<uint64_t>(off)); },
+      SYS_pwrite64,
+      [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off)); },
       [&] { return neg_errno(REAL(pwrite)(fd, buf, n, off)); }));
 }
 
 PARLIB_API ssize_t readv(int fd, const struct iovec *iov, int cnt) {
-  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX || must_call_real(fd))
-    return REAL(readv)(fd, iov, cnt);
+  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX) return REAL(readv)(fd, iov, cnt);
   return set_errno(async_op(
-      SYS_readv, [&](io_uring_sqe *s) { io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1)); },
-      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }));
+      SYS_readv,
+      [&](io_uring_sqe *s) {
+        io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1));
+      },
+      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }, fd));
 }
 
 PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
-  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX || must_call_real(fd))
-    return REAL(writev)(fd, iov, cnt);
-  return set_errno(async_op(
-      SYS_writev, [&](io_uring_sqe *s) { io_uring_prep_writev(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1)); },
-      [&] { return neg_errno(REAL(writev)(fd, iov, cnt)); }));
+  if (!can_block_async() || cnt < 0 || cnt > IOV_MAX) return REAL(writev)(fd, iov, cnt);
+  size_t total = iov_total(iov, cnt);
+  IovBuf buf;
+  return set_errno(write_all(fd, total, [&](size_t done) -> long {
+    const struct iovec *v = iov;
+    int k = cnt;
+    if (done > 0) {
+      struct iovec *rest = buf.get(cnt);
+      if (rest == nullptr) return -ENOMEM;
+      k = iov_advance(iov, cnt, done, rest);
+      v = rest;
+    }
+    return async_op(
+        SYS_writev,
+        [&](io_uring_sqe *s) {
+          io_uring_prep_writev(s, fd, v, static_cast<unsigned>(k), static_cast<uint64_t>(-1));
+        },
+        [&] { return neg_errno(REAL(writev)(fd, v, k)); }, fd);
+  }));
 }
 
 PARLIB_API ssize_t recv(int fd, void *buf, size_t n, int flags) {
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
-    return REAL(recv)(fd, buf, n, flags);
+  if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buf, n, flags);
   return set_errno(async_op(
       SYS_recvfrom, [&](io_uring_sqe *s) { io_uring_prep_recv(s, fd, buf, n, flags); },
-      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }));
+      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }, fd));
 }
 
 PARLIB_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
-    return REAL(recvmsg)(fd, msg, flags);
+  if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, msg, flags);
   return set_errno(async_op(
-      SYS_recvmsg, [&](io_uring_sqe *s) { io_uring_prep_recvmsg(s, fd, msg, static_cast<unsigned>(flags)); },
-      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }));
+      SYS_recvmsg,
+      [&](io_uring_sqe *s) { io_uring_prep_recvmsg(s, fd, msg, static_cast<unsigned>(flags)); },
+      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }, fd));
 }
 
 PARLIB_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
                             socklen_t *addrlen) {
   if (addr == nullptr) return recv(fd, buf, n, flags);
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd) || addrlen == nullptr)
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || addrlen == nullptr)
     return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
   struct iovec iov = {buf, n};
   struct msghdr msg;
@@ -253,22 +349,45 @@ PARLIB_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct socka
   return r;
 }
 
+// The send family: io_uring never raises SIGPIPE (MSG_NOSIGNAL is passed
+// either way), the library does when the caller did not ask for
+// MSG_NOSIGNAL. A blocking send on a stream socket sends everything.
 PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+  if (!can_block_async() || (flags & MSG_DONTWAIT) || msg == nullptr || msg->msg_iovlen > IOV_MAX)
     return REAL(sendmsg)(fd, msg, flags);
-  long r = async_op(
-      SYS_sendmsg, [&](io_uring_sqe *s) { io_uring_prep_sendmsg(s, fd, msg, static_cast<unsigned>(flags | MSG_NOSIGNAL)); },
-      [&] { return neg_errno(REAL(sendmsg)(fd, msg, flags | MSG_NOSIGNAL)); });
+  int cnt = static_cast<int>(msg->msg_iovlen);
+  size_t total = iov_total(msg->msg_iov, cnt);
+  IovBuf buf;
+  long r = write_all(fd, total, [&](size_t done) -> long {
+    struct msghdr m = *msg;
+    if (done > 0) {  // the rest of the data; ancillary data went with the first part
+      struct iovec *rest = buf.get(cnt);
+      if (rest == nullptr) return -ENOMEM;
+      m.msg_iovlen = static_cast<size_t>(iov_advance(msg->msg_iov, cnt, done, rest));
+      m.msg_iov = rest;
+      m.msg_control = nullptr;
+      m.msg_controllen = 0;
+    }
+    return async_op(
+        SYS_sendmsg,
+        [&](io_uring_sqe *s) {
+          io_uring_prep_sendmsg(s, fd, &m, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+        },
+        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd);
+  });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
 }
 
 PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
-    return REAL(send)(fd, buf, n, flags);
-  long r = async_op(
-      SYS_sendto, [&](io_uring_sqe *s) { io_uring_prep_send(s, fd, buf, n, flags | MSG_NOSIGNAL); },
-      [&] { return neg_errno(REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL)); });
+  if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buf, n, flags);
+  const char *p = static_cast<const char *>(buf);
+  long r = write_all(fd, n, [&](size_t done) {
+    return async_op(
+        SYS_sendto,
+        [&](io_uring_sqe *s) { io_uring_prep_send(s, fd, p + done, n - done, flags | MSG_NOSIGNAL); },
+        [&] { return neg_errno(REAL(send)(fd, p + done, n - done, flags | MSG_NOSIGNAL)); }, fd);
+  });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
 }
@@ -276,7 +395,7 @@ PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
 PARLIB_API ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                           const struct sockaddr *addr, socklen_t addrlen) {
   if (addr == nullptr) return send(fd, buf, n, flags);
-  if (!can_block_async() || (flags & MSG_DONTWAIT) || must_call_real(fd))
+  if (!can_block_async() || (flags & MSG_DONTWAIT))
     return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
   struct iovec iov = {const_cast<void *>(buf), n};
   struct msghdr msg;

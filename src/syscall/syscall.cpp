@@ -10,6 +10,7 @@
 #include <parlib/vcore.h>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -546,22 +547,53 @@ io_uring_sqe *ring_sqe(VcoreRing *r, struct syscall *sc) {
   return sqe;
 }
 
-long ring_wait(VcoreRing *r, struct syscall *sc) {
-  int ret = io_uring_submit(&r->ring);
+namespace {
+
+void submit_all(VcoreRing *r) {
+  // One io_uring_enter submits, tries the operations inline, and runs the
+  // ring's deferred completions (GETEVENTS) so the harvest below needs no
+  // second system call.
+  int ret = io_uring_submit_and_get_events(&r->ring);
   while (ret == -EBUSY || ret == -EAGAIN || ret == -EINTR) {
     // The completion queue's overflow backlog is full: drain it, retry.
     harvest(*r);
     dispatch(*r);
-    ret = io_uring_submit(&r->ring);
+    ret = io_uring_submit_and_get_events(&r->ring);
   }
   PARLIB_CHECK(ret >= 0, "syscall: io_uring_submit failed: %s", strerror(-ret));
   // Operations that could complete at once did so inside the submit.
   harvest(*r);
   dispatch(*r);
-  if (sc->pending_ > 0) {
-    r->blocked.fetch_add(1, std::memory_order_relaxed);
-    block_on(sc);
+}
+
+}  // namespace
+
+long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
+  submit_all(r);
+  if (sc->pending_ == 0) return sc->retval;
+  // It has to wait. io_uring waits even on an O_NONBLOCK descriptor, where
+  // the real call returns EAGAIN: only now (the fast path never pays for
+  // it) look at the descriptor's flags, and if it is non-blocking, cancel.
+  // An operation that completes before the cancellation reports its own
+  // result, as the real call could have.
+  if (nonblock_fd >= 0) {
+    long fl = syscall(SYS_fcntl, nonblock_fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK) != 0) {
+      io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+      while (sqe == nullptr) {
+        io_uring_submit(&r->ring);
+        sqe = io_uring_get_sqe(&r->ring);
+      }
+      io_uring_prep_cancel64(sqe, reinterpret_cast<uintptr_t>(sc), IORING_ASYNC_CANCEL_ALL);
+      sqe->user_data = kIgnoreUserData;
+      submit_all(r);
+      if (sc->pending_ > 0) block_on(sc);
+      if (sc->retval == -ECANCELED) sc->retval = -EAGAIN;
+      return sc->retval;
+    }
   }
+  r->blocked.fetch_add(1, std::memory_order_relaxed);
+  block_on(sc);
   return sc->retval;
 }
 

@@ -55,8 +55,11 @@ io_uring_sqe *ring_sqe(VcoreRing *r, struct syscall *sc);
 // Submits what was prepared and waits until every completion of sc has
 // arrived; the uthread blocks (yields through thread_blockon_sysc) if they
 // do not arrive at once. Returns sc->retval (first completion's result).
+// nonblock_fd >= 0: the operation is on that descriptor, and if it must
+// wait while the descriptor is O_NONBLOCK, it is cancelled and -EAGAIN
+// returned (unless it completed meanwhile), as the real call would.
 // Under the NotifGuard that this_ring() was called under.
-long ring_wait(VcoreRing *r, struct syscall *sc);
+long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1);
 
 // Runs fn(arg) (a blocking call that returns >= 0 or -errno) on a helper
 // thread while the calling uthread blocks; returns its result.

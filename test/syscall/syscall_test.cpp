@@ -625,6 +625,64 @@ TEST_F(SyscallTest, ReadsLargerThanAvailableAreShort) {
   close(sv[1]);
 }
 
+// A blocking write larger than the pipe returns only when all of it is in,
+// as the real call does; on an O_NONBLOCK pipe it returns what fitted.
+TEST_F(SyscallTest, BlockingWritesAreCompleteNonBlockingOnesPartial) {
+  ScopedTargetVcores one(1);
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  constexpr size_t kBig = 1 << 20;  // 16 times the default pipe capacity
+  std::vector<char> out(kBig), in(kBig);
+  for (size_t i = 0; i < kBig; ++i) out[i] = static_cast<char>(i * 7 + 3);
+  struct Arg {
+    int fd;
+    std::vector<char> *in;
+    size_t got = 0;
+  } arg{p[0], &in};
+  TestThread *reader = fifo_spawn(
+      [](void *a) {
+        auto *x = static_cast<Arg *>(a);
+        while (x->got < x->in->size()) {
+          size_t chunk = std::min<size_t>(1000, x->in->size() - x->got);
+          ssize_t r = read(x->fd, x->in->data() + x->got, chunk);
+          if (r <= 0) break;
+          x->got += static_cast<size_t>(r);
+        }
+      },
+      &arg, kStack);
+  EXPECT_EQ(write(p[1], out.data(), kBig), static_cast<ssize_t>(kBig));
+  fifo_join(reader);
+  EXPECT_EQ(arg.got, kBig);
+  EXPECT_EQ(memcmp(in.data(), out.data(), kBig), 0);
+  // writev too, split across buffers.
+  arg.got = 0;
+  reader = fifo_spawn(
+      [](void *a) {
+        auto *x = static_cast<Arg *>(a);
+        while (x->got < x->in->size()) {
+          ssize_t r = read(x->fd, x->in->data() + x->got, x->in->size() - x->got);
+          if (r <= 0) break;
+          x->got += static_cast<size_t>(r);
+        }
+      },
+      &arg, kStack);
+  struct iovec iov[3] = {{out.data(), 100}, {out.data() + 100, kBig / 2}, {out.data() + 100 + kBig / 2, kBig / 2 - 100}};
+  EXPECT_EQ(writev(p[1], iov, 3), static_cast<ssize_t>(kBig));
+  fifo_join(reader);
+  EXPECT_EQ(arg.got, kBig);
+  EXPECT_EQ(memcmp(in.data(), out.data(), kBig), 0);
+  // Non-blocking: what fits, then EAGAIN.
+  ASSERT_EQ(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+  ssize_t first = write(p[1], out.data(), kBig);
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, static_cast<ssize_t>(kBig));
+  errno = 0;
+  EXPECT_EQ(write(p[1], out.data(), 10), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  close(p[0]);
+  close(p[1]);
+}
+
 TEST_F(SyscallTest, PreadPwriteAndFsyncOnAFile) {
   char path[] = "/tmp/parlib_syscall_XXXXXX";
   int fd = mkstemp(path);
