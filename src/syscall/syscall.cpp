@@ -64,6 +64,7 @@ struct alignas(64) VcoreRing {
   uint64_t efd_value = 0;    // the eventfd read's buffer
   bool efd_armed = false;    // an eventfd read is outstanding on the ring
   std::atomic<bool> in_kernel{false};  // the idle vcore waits in io_uring_enter
+  uint32_t passes = 0;       // passes through vcore context (owner task only)
   // Descriptors whose completions have all arrived and whose uthread is
   // blocked: delivered as EV_SYSCALL by the next reap. Owner task only.
   struct syscall *done_head = nullptr;
@@ -198,10 +199,10 @@ bool ring_has_work(VcoreRing &r) {
 }
 
 // Moves every available completion into the descriptors. Owner task only.
-void harvest(VcoreRing &r) {
+void harvest(VcoreRing &r, bool may_enter = true) {
   // With DEFER_TASKRUN (or COOP_TASKRUN) completions wait as task work
   // until the task enters the kernel; TASKRUN_FLAG says when there is some.
-  if (ring_needs_enter(r)) io_uring_get_events(&r.ring);
+  if (may_enter && ring_needs_enter(r)) io_uring_get_events(&r.ring);
   for (;;) {
     unsigned head;
     unsigned n = 0;
@@ -238,9 +239,20 @@ void reap_this_vcore() {
   dispatch(r);
 }
 
+// On every pass through vcore context of a busy vcore: completions already
+// in the CQ are taken every time; entering the kernel for deferred ones
+// (a system call) only every fourth pass, since every submission, every
+// block and the idle loop enter anyway.
 void chained_events_hook() {
   if (g_sys.prev_events_hook != nullptr) g_sys.prev_events_hook();
-  reap_this_vcore();
+  if (g_sys.backend.load(std::memory_order_relaxed) != PARLIB_SYSC_IO_URING) return;
+  VcoreRing &r = g_sys.rings[tls_vcoreid];
+  if (r.status.load(std::memory_order_relaxed) != kRingReady) return;
+  bool may_enter = (++r.passes & 3) == 0;
+  if (r.done_head == nullptr && io_uring_cq_ready(&r.ring) == 0 && !(may_enter && ring_needs_enter(r)))
+    return;
+  harvest(r, may_enter);
+  dispatch(r);
 }
 
 // The event layer calls g_reap_syscalls_hook only from handle_events(),
