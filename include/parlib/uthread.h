@@ -127,6 +127,20 @@ PARLIB_API void uthread_yield(bool save_state,
                               void (*yield_func)(struct uthread *, void *),
                               void *yield_arg);
 
+/* uthread_switch_to: uthread context only (aborts elsewhere); switches
+ * from the caller straight to next, without passing through vcore context:
+ * one register switch and one FS-base write, where uthread_yield needs two
+ * of each. next must not be running (aborts if it is) and must be owned by
+ * the caller's 2LS (taken off its run queue). after(prev, arg) then runs in
+ * next's context, on the same vcore, with notifications disabled, before
+ * next continues: that is where the 2LS publishes prev (e.g.
+ * uthread_paused(prev)), whose context is saved by then. after may be NULL
+ * only if the 2LS keeps track of prev otherwise. Returns when prev is run
+ * again. */
+PARLIB_API void uthread_switch_to(struct uthread *next,
+                                  void (*after)(struct uthread *prev, void *arg),
+                                  void *arg);
+
 /* uthread_has_blocked: tells the 2LS that uth blocked (thread_has_blocked).
  * Vcore or uthread context. */
 PARLIB_API void uthread_has_blocked(struct uthread *uth, int flags);

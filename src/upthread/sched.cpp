@@ -73,17 +73,32 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
-// Vcore context only (notifications are off there).
-void push(VcoreSched &q, struct upthread *t) {
+// The queue operations proper; the caller holds q.lock. The length is
+// written under the lock and read without it only as a hint.
+void push_locked(VcoreSched &q, struct upthread *t) {
   t->next = nullptr;
-  q.lock.lock();
   if (q.tail != nullptr)
     q.tail->next = t;
   else
     q.head = t;
   q.tail = t;
-  // Written under the lock; read without it only as a hint.
   q.length.store(q.length.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+struct upthread *pop_locked(VcoreSched &q) {
+  struct upthread *t = q.head;
+  if (t != nullptr) {
+    q.head = t->next;
+    if (q.head == nullptr) q.tail = nullptr;
+    q.length.store(q.length.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  return t;
+}
+
+// Vcore context only (notifications are off there).
+void push(VcoreSched &q, struct upthread *t) {
+  q.lock.lock();
+  push_locked(q, t);
   q.lock.unlock();
 }
 
@@ -97,12 +112,7 @@ void push_anywhere(VcoreSched &q, struct upthread *t) {
 struct upthread *pop(VcoreSched &q) {
   if (q.length.load(std::memory_order_relaxed) == 0) return nullptr;  // cheap look first
   q.lock.lock();
-  struct upthread *t = q.head;
-  if (t != nullptr) {
-    q.head = t->next;
-    if (q.head == nullptr) q.tail = nullptr;
-    q.length.store(q.length.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  }
+  struct upthread *t = pop_locked(q);
   q.lock.unlock();
   return t;
 }
@@ -139,8 +149,8 @@ struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
   return run;
 }
 
-// Two random choices, the longer one loses half; one pass over as many
-// pairs as there are queues, then give up.
+// Two random choices, the longer one loses half, as many tries as there
+// are queues; then one deterministic pass (see below).
 struct upthread *steal(uint32_t self) {
   int nq = g_max;
   if (nq < 2) return nullptr;
@@ -155,6 +165,17 @@ struct upthread *steal(uint32_t self) {
                                  vb.length.load(std::memory_order_relaxed)
                              ? va
                              : vb;
+    if (victim.length.load(std::memory_order_relaxed) == 0) continue;
+    if (struct upthread *t = steal_half(victim, me)) {
+      bump(me.steals);
+      return t;
+    }
+  }
+  // Random choices can miss the one queue that has work (a thread woken
+  // onto an offline vcore's queue); before this vcore goes idle, one pass
+  // over every queue makes sure no queued thread is left behind.
+  for (int i = 1; i < nq; ++i) {
+    VcoreSched &victim = g_vcores[(self + static_cast<uint32_t>(i)) % static_cast<uint32_t>(nq)];
     if (victim.length.load(std::memory_order_relaxed) == 0) continue;
     if (struct upthread *t = steal_half(victim, me)) {
       bump(me.steals);
@@ -286,7 +307,45 @@ void print_stats() {
   }
 }
 
+// After a direct switch, in the next thread's context: the previous one,
+// now saved, goes to the back of the queue, whose lock the switch carried
+// across (see yield_directly). The thread stays "stopped" for the library,
+// which run_uthread and uthread_switch_to accept.
+void requeue_and_unlock(struct uthread *prev, void *queue) {
+  auto *vs = static_cast<VcoreSched *>(queue);
+  push_locked(*vs, of(prev));
+  vs->lock.unlock();
+}
+
 }  // namespace
+
+bool yield_directly() {
+  // Notifications off: no preemption (or migration) between choosing the
+  // next thread on this vcore's queue and switching to it.
+  uth_disable_notifs();
+  uint32_t id = vcore_id();
+  VcoreSched &vs = g_vcores[id];
+  if (vs.length.load(std::memory_order_relaxed) == 0) {
+    uth_enable_notifs();
+    return false;
+  }
+  // The queue lock is held across the switch and released by the next
+  // thread once this one is queued (its registers saved): one lock round
+  // trip per yield instead of two. Both sides have notifications off, and
+  // nothing else runs on this vcore meanwhile; other vcores wait briefly.
+  vs.lock.lock();
+  struct upthread *next = pop_locked(vs);
+  if (next == nullptr) {
+    vs.lock.unlock();
+    uth_enable_notifs();
+    return false;
+  }
+  next->last_vcore = id;
+  bump(vs.switches);
+  uthread_switch_to(&next->uth, requeue_and_unlock, &vs);
+  uth_enable_notifs();
+  return true;
+}
 
 void init() {
   g_max = max_vcores();

@@ -201,7 +201,9 @@ int upthread_equal(upthread_t a, upthread_t b) { return a == b; }
 int upthread_yield(void) {
   struct upthread *self = of(current_uthread);
   if (self == nullptr || in_vcore_context()) return 0;
-  uthread_yield(true, nullptr, nullptr);
+  // Round robin on this vcore's queue; with nothing else queued here the
+  // caller simply continues (other vcores steal from their own side).
+  yield_directly();
   if (self->pending_signals.load(std::memory_order_relaxed) != 0) run_pending_signals(self);
   return 0;
 }

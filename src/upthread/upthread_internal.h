@@ -39,6 +39,10 @@ inline struct upthread *of(struct uthread *uth) { return reinterpret_cast<struct
 
 // Set up the scheduler and make main thread0 (once, before main()).
 void init();
+// upthread_yield's fast path: switch straight to the next thread of this
+// vcore's queue (one FS-base write, no vcore context). False if the queue
+// was empty (the caller keeps running).
+bool yield_directly();
 // Makes a new thread runnable for the first time, placed round-robin.
 void enqueue_new(struct upthread *t);
 // Frees a thread that has exited and will not be joined (vcore context or

@@ -178,11 +178,37 @@ __attribute__((noinline)) void yield_on_vcore_stack(void *p) {
   finish_yield(req);
 }
 
+// Runs what a direct switch (uthread_switch_to) left for the uthread now
+// running on this vcore: every way a uthread resumes passes here.
+inline void finish_direct_switch() {
+  Vcore &vc = this_vcore();
+  void (*after)(struct uthread *, void *) = vc.switch_after;
+  if (after == nullptr) return;
+  vc.switch_after = nullptr;
+  struct uthread *self = current_uthread;
+  // The 2LS's callback takes its queue locks: hold notifications off (a
+  // fresh uthread starts with them enabled).
+  self->notif_disabled_depth_++;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  after(vc.switch_prev, vc.switch_arg);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  self->notif_disabled_depth_--;
+}
+
+// Switches register state and TLS from prev to next. Out of line, with no
+// TLS access between the FS-base write and the switch.
+__attribute__((noinline)) void direct_switch(ArchContext *save, const ArchContext *load,
+                                              void *tls) {
+  write_thread_pointer(tls);
+  parlib_ctx_swap(save, load);
+}
+
 void uthread_start(void *arg) {
 #ifdef PARLIB_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
   auto *uth = static_cast<struct uthread *>(arg);
+  finish_direct_switch();
   // glibc points each new thread's ctype TLS (the tables behind isalpha,
   // toupper, and the printing of floating-point numbers) at the locale's
   // tables in start_thread; a fresh TCB has them NULL until this call.
@@ -207,6 +233,7 @@ void uthread_yield_interrupted(struct uthread *uth) {
 #ifdef PARLIB_ASAN
   __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
 #endif
+  finish_direct_switch();
 }
 
 namespace {
@@ -366,12 +393,51 @@ void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *)
 #endif
   if (!save_state) parlib_call_on_stack(vc.stack_top(), yield_on_vcore_stack, &req);
   parlib_ctx_save_and_call(arch_ctx(uth), vc.stack_top(), yield_on_vcore_stack, &req);
-  // Resumed by run_uthread, perhaps on another vcore.
+  // Resumed by run_uthread, perhaps on another vcore, or by a direct switch.
 #ifdef PARLIB_ASAN
   __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
 #endif
+  finish_direct_switch();
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (--uth->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
+      this_vcore().notif_pending.load(std::memory_order_relaxed))
+    g_notif_pending_hook();
+}
+
+void uthread_switch_to(struct uthread *next, void (*after)(struct uthread *, void *), void *arg) {
+  PARLIB_CHECK(!tls_in_vcore_context, "uthread_switch_to from vcore context");
+  struct uthread *self = current_uthread;
+  PARLIB_CHECK(self != nullptr, "uthread_switch_to outside a uthread");
+  PARLIB_CHECK(next != nullptr && next != self, "uthread_switch_to: bad target %p",
+               static_cast<void *>(next));
+  // No notification may interrupt the switch; the resume path restores it.
+  self->notif_disabled_depth_++;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  check_state(next, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
+              "uthread_switch_to");
+  uth_state(next).store(kUthRunning, std::memory_order_relaxed);
+  Vcore &vc = this_vcore();
+  vc.switch_after = after;
+  vc.switch_prev = self;
+  vc.switch_arg = arg;
+  // Nobody else can reach self until after() publishes it, which happens
+  // only once its registers are saved below.
+  uth_state(self).store(kUthStopped, std::memory_order_release);
+  tls_var_in<uint32_t>(next->tls_, g_off_vcoreid) = vc.id;
+  // Vcore context's view of what runs here, should a notification enter it.
+  tls_var_in<struct uthread *>(vc.tcb, g_off_current_uthread) = next;
+#ifdef PARLIB_ASAN
+  tls::sync_sanitizer_tls(self->tls_, next->tls_);
+  __sanitizer_start_switch_fiber(&self->asan_fake_stack_, next->stack_bottom_, next->stack_size_);
+#endif
+  direct_switch(arch_ctx(self), arch_ctx(next), next->tls_);
+  // Resumed (by any of the ways a uthread resumes).
+#ifdef PARLIB_ASAN
+  __sanitizer_finish_switch_fiber(self->asan_fake_stack_, nullptr, nullptr);
+#endif
+  finish_direct_switch();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (--self->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
       this_vcore().notif_pending.load(std::memory_order_relaxed))
     g_notif_pending_hook();
 }

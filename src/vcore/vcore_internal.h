@@ -36,6 +36,12 @@ struct alignas(64) Vcore {
   // A notification arrived while notifications were disabled; delivered
   // when they are enabled again (event layer).
   std::atomic<bool> notif_pending{false};
+  // A direct uthread-to-uthread switch (uthread_switch_to) leaves its 2LS
+  // callback here; the uthread switched to runs it first thing, on this
+  // same vcore and task, so plain fields suffice.
+  void (*switch_after)(struct uthread *prev, void *arg) = nullptr;
+  struct uthread *switch_prev = nullptr;
+  void *switch_arg = nullptr;
 
   void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
 };
