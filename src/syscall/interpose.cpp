@@ -28,13 +28,28 @@ namespace parlib::detail {
 namespace {
 
 // glibc's definitions, resolved on first use (dlsym is thread-safe; a race
-// only resolves the same address twice).
+// only resolves the same address twice). RTLD_NEXT finds the next
+// definition after libparlib (the C library's, or a sanitizer's
+// interceptor chain). When libparlib comes after the C library in the
+// search order (it was loaded as a dependency of an LD_PRELOADed library)
+// there is none after it, and the C library is asked directly.
+void *libc_handle() {
+  static void *handle = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  return handle;
+}
+
 template <typename Fn>
 Fn real(std::atomic<Fn> &slot, const char *name) {
   Fn f = slot.load(std::memory_order_acquire);
   if (f == nullptr) {
     f = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-    if (f == nullptr) raw_fatal("syscall: the C library has no %s", name);
+    if (f == nullptr && libc_handle() != nullptr) f = reinterpret_cast<Fn>(dlsym(libc_handle(), name));
+    if (f == nullptr) {
+      // Not raw_log: it writes with write(), which may be this very call.
+      static const char msg[] = "parlib: fatal: the C library's blocking calls cannot be found\n";
+      syscall(SYS_write, 2, msg, sizeof msg - 1);
+      abort();
+    }
     slot.store(f, std::memory_order_release);
   }
   return f;
