@@ -161,3 +161,65 @@ TEST(Switch, ExceptionsUnwindAcrossYields) {
 }
 
 }  // namespace
+
+// uthread_switch_to: two uthreads hand the CPU to each other directly,
+// never through vcore context (the scheduler sees no switch), each keeping
+// its own TLS, stack and floating-point control state.
+namespace direct {
+
+__thread long tls_turns = 0;
+constexpr int kRounds = 20000;
+
+struct PingPong {
+  struct uthread *a = nullptr;
+  struct uthread b {};
+  long b_turns = 0;
+  bool b_tls_ok = true;
+  int after_calls = 0;
+};
+PingPong *g_pp = nullptr;
+
+void count_after(struct uthread *, void *arg) { ++*static_cast<int *>(arg); }
+
+void b_main() {
+  PingPong *pp = g_pp;
+  _mm_setcsr((_mm_getcsr() & ~uint32_t{_MM_ROUND_MASK}) | _MM_ROUND_DOWN);
+  for (;;) {
+    ++tls_turns;
+    ++pp->b_turns;
+    if (tls_turns != pp->b_turns || (_mm_getcsr() & _MM_ROUND_MASK) != _MM_ROUND_DOWN)
+      pp->b_tls_ok = false;
+    uthread_switch_to(pp->a, count_after, &pp->after_calls);
+  }
+}
+
+TEST(Switch, DirectSwitchPingPongBypassesVcoreContext) {
+  PingPong pp;
+  g_pp = &pp;
+  pp.a = uthread_self();
+  const size_t stack_size = 64 << 10;
+  void *stack = uthread_stack_alloc(stack_size, 4096);
+  ASSERT_NE(stack, nullptr);
+  uthread_init(&pp.b);
+  init_uthread_ctx(&pp.b, b_main, stack, stack_size);
+  tls_turns = 1000;  // thread0's copy; b's starts at 0
+  uint64_t sched_before = fifo_switches();
+  uth_disable_notifs();  // keep both on this vcore: nothing else may run them
+  for (int i = 0; i < kRounds; ++i) uthread_switch_to(&pp.b, count_after, &pp.after_calls);
+  uth_enable_notifs();
+  uint64_t sched_after = fifo_switches();
+  EXPECT_EQ(pp.b_turns, kRounds);
+  EXPECT_TRUE(pp.b_tls_ok);
+  EXPECT_EQ(tls_turns, 1000) << "thread0's TLS changed";
+  EXPECT_EQ(_mm_getcsr() & _MM_ROUND_MASK, uint32_t{_MM_ROUND_NEAREST});
+  EXPECT_EQ(pp.after_calls, 2 * kRounds) << "every switch runs its callback once";
+  EXPECT_EQ(sched_after, sched_before) << "the ping-pong went through the scheduler";
+  uthread_cleanup(&pp.b);  // b is stopped for good; its stack can go
+  uthread_stack_free(stack, stack_size, 4096);
+}
+
+TEST(SwitchDeathTest, DirectSwitchToSelfOrRunningAborts) {
+  EXPECT_DEATH(uthread_switch_to(uthread_self(), nullptr, nullptr), "bad target");
+}
+
+}  // namespace direct
