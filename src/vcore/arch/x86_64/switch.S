@@ -17,16 +17,10 @@
  */
 #include "context.h"
 
-	.text
-
-/* void parlib_ctx_save_and_call(ArchContext *save=rdi, void *new_sp=rsi,
- *                               void (*fn)(void *)=rdx, void *arg=rcx) */
-	.globl	parlib_ctx_save_and_call
-	.hidden	parlib_ctx_save_and_call
-	.type	parlib_ctx_save_and_call, @function
-	.p2align 4
-parlib_ctx_save_and_call:
-	.cfi_startproc
+/* SAVE_CALLER_CONTEXT: stores, into the ArchContext at %rdi, the context
+ * of our caller as it will be once we return: rip = our return address,
+ * rsp = just above it. Clobbers rax and r8 (caller-saved). */
+.macro SAVE_CALLER_CONTEXT
 	movq	(%rsp), %rax			/* our return address */
 	leaq	8(%rsp), %r8			/* rsp once we have returned */
 	movq	%r8, PARLIB_CTX_RSP(%rdi)
@@ -39,6 +33,19 @@ parlib_ctx_save_and_call:
 	movq	%r15, PARLIB_CTX_R15(%rdi)
 	stmxcsr	PARLIB_CTX_MXCSR(%rdi)
 	fnstcw	PARLIB_CTX_FPUCW(%rdi)
+.endm
+
+	.text
+
+/* void parlib_ctx_save_and_call(ArchContext *save=rdi, void *new_sp=rsi,
+ *                               void (*fn)(void *)=rdx, void *arg=rcx) */
+	.globl	parlib_ctx_save_and_call
+	.hidden	parlib_ctx_save_and_call
+	.type	parlib_ctx_save_and_call, @function
+	.p2align 4
+parlib_ctx_save_and_call:
+	.cfi_startproc
+	SAVE_CALLER_CONTEXT
 	movq	%rsi, %rsp			/* onto the new stack (16-aligned) */
 	movq	%rcx, %rdi			/* fn's argument */
 	xorl	%ebp, %ebp			/* end of the frame chain */
@@ -74,18 +81,7 @@ parlib_ctx_restore:
 	.p2align 4
 parlib_ctx_swap:
 	.cfi_startproc
-	movq	(%rsp), %rax
-	leaq	8(%rsp), %r8
-	movq	%r8, PARLIB_CTX_RSP(%rdi)
-	movq	%rax, PARLIB_CTX_RIP(%rdi)
-	movq	%rbx, PARLIB_CTX_RBX(%rdi)
-	movq	%rbp, PARLIB_CTX_RBP(%rdi)
-	movq	%r12, PARLIB_CTX_R12(%rdi)
-	movq	%r13, PARLIB_CTX_R13(%rdi)
-	movq	%r14, PARLIB_CTX_R14(%rdi)
-	movq	%r15, PARLIB_CTX_R15(%rdi)
-	stmxcsr	PARLIB_CTX_MXCSR(%rdi)
-	fnstcw	PARLIB_CTX_FPUCW(%rdi)
+	SAVE_CALLER_CONTEXT
 	movq	%rsi, %rdi
 	jmp	parlib_ctx_restore
 	.cfi_endproc
