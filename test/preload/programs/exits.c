@@ -2,7 +2,8 @@
  *   return    main returns 3 while workers spin and block
  *   exit      a worker calls exit(5) while others (and main) run
  *   mainexit  main calls pthread_exit; the workers finish and the process
- *             exits 0 after the last one */
+ *             exits 0 after the last one
+ *   abort     a worker calls abort() while others run (SIGABRT status) */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -32,6 +33,13 @@ static void *exiter(void *arg) {
   printf("worker calls exit(5)\n");
   exit(5);
 }
+static void *aborter(void *arg) {
+  (void)arg;
+  usleep(20000);
+  printf("worker calls abort()\n");
+  fflush(stdout);
+  abort();
+}
 static int finished;
 static void *finisher(void *arg) {
   usleep(10000 * (int)(long)arg);
@@ -56,8 +64,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < 4; i++) pthread_create(&t, NULL, spinner, NULL);
   for (int i = 0; i < 4; i++) pthread_create(&t, NULL, blocker, NULL);
-  if (strcmp(mode, "exit") == 0) {
-    pthread_create(&t, NULL, exiter, NULL);
+  if (strcmp(mode, "exit") == 0 || strcmp(mode, "abort") == 0) {
+    pthread_create(&t, NULL, strcmp(mode, "exit") == 0 ? exiter : aborter, NULL);
     for (;;) sleep(1); /* pause() would hold a vcore in the kernel (docs/preload.md) */
   }
   usleep(20000);
