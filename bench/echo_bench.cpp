@@ -75,7 +75,8 @@ Options parse(int argc, char **argv) {
       o.conns = static_cast<int>(v);
     } else if (a == "--seconds") {
       o.seconds = strtod(value(), &end);
-      if (*end != '\0' || !(o.seconds > 0 && o.seconds <= 600)) usage("--seconds must be in (0, 600]");
+      if (*end != '\0' || !(o.seconds > 0 && o.seconds <= 600))
+        usage("--seconds must be in (0, 600]");
     } else if (a == "--msg") {
       long v = strtol(value(), &end, 10);
       if (*end != '\0' || v < 1 || v > 65536) usage("--msg must be in 1..65536");
@@ -381,9 +382,10 @@ Result run_nptl(const Options &o) {
 void print(const char *name, const Result &r, bool json, bool last) {
   double rps = r.seconds > 0 ? static_cast<double>(r.requests) / r.seconds : 0;
   if (json) {
-    printf("\"%s\":{\"requests_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"errors\":%ld}%s",
-           name, rps, r.p50_us, r.p99_us, r.p999_us, r.errors, last ? "" : ",");
+    printf(
+        "\"%s\":{\"requests_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+        "\"errors\":%ld}%s",
+        name, rps, r.p50_us, r.p99_us, r.p999_us, r.errors, last ? "" : ",");
   } else {
     printf("%-8s %12.0f req/s   p50 %8.1f us   p99 %8.1f us   p99.9 %8.1f us   errors %ld\n", name,
            rps, r.p50_us, r.p99_us, r.p999_us, r.errors);
@@ -418,7 +420,8 @@ int main(int argc, char **argv) {
     if (do_n) print("nptl", n, true, true);
     if (do_u && do_n && n.requests > 0)
       printf(",\"ratio_uthread_over_nptl\":%.2f",
-             (static_cast<double>(u.requests) / u.seconds) / (static_cast<double>(n.requests) / n.seconds));
+             (static_cast<double>(u.requests) / u.seconds) /
+                 (static_cast<double>(n.requests) / n.seconds));
     printf("}\n");
   } else {
     printf("echo_bench: %d connections, %zu-byte messages, %.1f s each, %d vcores (%s)\n", o.conns,
@@ -426,8 +429,8 @@ int main(int argc, char **argv) {
     if (do_u) print("uthread", u, false, false);
     if (do_n) print("nptl", n, false, true);
     if (do_u && do_n && n.requests > 0)
-      printf("ratio uthread/nptl: %.2f\n",
-             (static_cast<double>(u.requests) / u.seconds) / (static_cast<double>(n.requests) / n.seconds));
+      printf("ratio uthread/nptl: %.2f\n", (static_cast<double>(u.requests) / u.seconds) /
+                                               (static_cast<double>(n.requests) / n.seconds));
   }
   return (u.errors != 0 || n.errors != 0) ? 1 : 0;
 }

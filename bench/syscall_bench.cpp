@@ -64,7 +64,8 @@ uint64_t blocked_total() {
 // Microseconds per wake-up: a round trip is two.
 void report(benchmark::State &state, uint64_t ns, uint64_t round_trips) {
   state.counters["wake_us"] =
-      round_trips == 0 ? 0.0 : static_cast<double>(ns) / 1e3 / (2.0 * static_cast<double>(round_trips));
+      round_trips == 0 ? 0.0
+                       : static_cast<double>(ns) / 1e3 / (2.0 * static_cast<double>(round_trips));
 }
 
 // thread0 (a uthread) and an echo uthread on two vcores.
@@ -76,8 +77,8 @@ void BM_WakeLatency_Uthread(benchmark::State &state) {
     return;
   }
   Echo e{ab[0], ba[1]};
-  parlib_test::TestThread *t = parlib_test::fifo_spawn(
-      [](void *p) { echo_loop(*static_cast<Echo *>(p)); }, &e, 64 << 10);
+  parlib_test::TestThread *t =
+      parlib_test::fifo_spawn([](void *p) { echo_loop(*static_cast<Echo *>(p)); }, &e, 64 << 10);
   unsigned char c = 1;
   // Warm up: both vcores online, rings created.
   for (int i = 0; i < 100; ++i) {

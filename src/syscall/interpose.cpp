@@ -43,7 +43,8 @@ Fn real(std::atomic<Fn> &slot, const char *name) {
   Fn f = slot.load(std::memory_order_acquire);
   if (f == nullptr) {
     f = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-    if (f == nullptr && libc_handle() != nullptr) f = reinterpret_cast<Fn>(dlsym(libc_handle(), name));
+    if (f == nullptr && libc_handle() != nullptr)
+      f = reinterpret_cast<Fn>(dlsym(libc_handle(), name));
     if (f == nullptr) {
       // Not raw_log: it writes with write(), which may be this very call.
       static const char msg[] = "parlib: fatal: the C library's blocking calls cannot be found\n";
@@ -79,7 +80,8 @@ PARLIB_REAL_SLOT(epoll_wait, int (*)(int, struct epoll_event *, int, int))
 PARLIB_REAL_SLOT(sleep, unsigned (*)(unsigned))
 PARLIB_REAL_SLOT(usleep, int (*)(useconds_t))
 PARLIB_REAL_SLOT(nanosleep, int (*)(const struct timespec *, struct timespec *))
-PARLIB_REAL_SLOT(clock_nanosleep, int (*)(clockid_t, int, const struct timespec *, struct timespec *))
+PARLIB_REAL_SLOT(clock_nanosleep,
+                 int (*)(clockid_t, int, const struct timespec *, struct timespec *))
 PARLIB_REAL_SLOT(fsync, int (*)(int))
 PARLIB_REAL_SLOT(fdatasync, int (*)(int))
 #undef PARLIB_REAL_SLOT
@@ -121,7 +123,8 @@ void raise_sigpipe_if(long r, int flags) {
 // while the calling uthread waits.
 template <typename Fn>
 long offload_call(long num, Fn fn) {
-  return offload(num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn);
+  return offload(
+      num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn);
 }
 
 // Runs one operation for the calling uthread: on its vcore's ring, with
@@ -196,7 +199,8 @@ class IovBuf {
   }
   struct iovec *get(int cnt) {
     if (cnt <= kInline) return inline_;
-    if (heap_ == nullptr) heap_ = static_cast<struct iovec *>(malloc(sizeof(struct iovec) * static_cast<size_t>(cnt)));
+    if (heap_ == nullptr)
+      heap_ = static_cast<struct iovec *>(malloc(sizeof(struct iovec) * static_cast<size_t>(cnt)));
     return heap_;
   }
 
@@ -265,7 +269,9 @@ PARLIB_API ssize_t read(int fd, void *buf, size_t n) {
   if (!can_block_async()) return REAL(read)(fd, buf, n);
   return set_errno(async_op(
       SYS_read,
-      [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(-1)); },
+      [&](io_uring_sqe *s) {
+        io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(-1));
+      },
       [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd));
 }
 
@@ -287,7 +293,9 @@ PARLIB_API ssize_t pread(int fd, void *buf, size_t n, off_t off) {
     return REAL(pread)(fd, buf, n, off);
   return set_errno(async_op(
       SYS_pread64,
-      [&](io_uring_sqe *s) { io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off)); },
+      [&](io_uring_sqe *s) {
+        io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off));
+      },
       [&] { return neg_errno(REAL(pread)(fd, buf, n, off)); }));
 }
 
@@ -296,7 +304,9 @@ PARLIB_API ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
     return REAL(pwrite)(fd, buf, n, off);
   return set_errno(async_op(
       SYS_pwrite64,
-      [&](io_uring_sqe *s) { io_uring_prep_write(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off)); },
+      [&](io_uring_sqe *s) {
+        io_uring_prep_write(s, fd, buf, clamp_len(n), static_cast<uint64_t>(off));
+      },
       [&] { return neg_errno(REAL(pwrite)(fd, buf, n, off)); }));
 }
 
@@ -400,15 +410,17 @@ PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
   long r = write_all(fd, n, [&](size_t done) {
     return async_op(
         SYS_sendto,
-        [&](io_uring_sqe *s) { io_uring_prep_send(s, fd, p + done, n - done, flags | MSG_NOSIGNAL); },
+        [&](io_uring_sqe *s) {
+          io_uring_prep_send(s, fd, p + done, n - done, flags | MSG_NOSIGNAL);
+        },
         [&] { return neg_errno(REAL(send)(fd, p + done, n - done, flags | MSG_NOSIGNAL)); }, fd);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
 }
 
-PARLIB_API ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-                          const struct sockaddr *addr, socklen_t addrlen) {
+PARLIB_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+                          socklen_t addrlen) {
   if (addr == nullptr) return send(fd, buf, n, flags);
   if (!can_block_async() || (flags & MSG_DONTWAIT))
     return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
@@ -499,8 +511,9 @@ PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, i
     int r = poll_loop(&pfd, 1, tns, [&] { return REAL(epoll_wait)(epfd, events, maxevents, 0); });
     if (r != INT_MIN) return r;
   }
-  return static_cast<int>(set_errno(offload_call(
-      SYS_epoll_wait, [&] { return neg_errno(REAL(epoll_wait)(epfd, events, maxevents, timeout)); })));
+  return static_cast<int>(set_errno(offload_call(SYS_epoll_wait, [&] {
+    return neg_errno(REAL(epoll_wait)(epfd, events, maxevents, timeout));
+  })));
 }
 
 PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
@@ -527,7 +540,8 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
       if (ev != 0) pfds[n++] = {fd, ev, 0};
     }
     uint64_t start = monotonic_ns();
-    int64_t tns = tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
+    int64_t tns =
+        tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
     int r = poll_loop(pfds, n, tns, [&] {
       if (rd != nullptr) *rd = in_rd;
       if (wr != nullptr) *wr = in_wr;
@@ -578,7 +592,8 @@ PARLIB_API int nanosleep(const struct timespec *req, struct timespec *rem) {
 
 PARLIB_API int usleep(useconds_t usec) {
   if (!can_block_async()) return REAL(usleep)(usec);
-  struct timespec ts = {static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
+  struct timespec ts = {static_cast<time_t>(usec / 1000000),
+                        static_cast<long>(usec % 1000000) * 1000};
   sleep_rel(ts);
   return 0;
 }

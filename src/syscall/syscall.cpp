@@ -2,16 +2,13 @@
 // blocking protocol (descriptor, yield through thread_blockon_sysc,
 // EV_SYSCALL delivery), the idle waiter that sleeps on the ring, and the
 // helper-thread fallback. See docs/syscall.md.
-#include "syscall/syscall_internal.h"
-
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <parlib/alarm.h>
 #include <parlib/event.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
-
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +25,7 @@
 
 #include "common/raw_log.h"
 #include "event/event_internal.h"
+#include "syscall/syscall_internal.h"
 #include "uthread/uthread_internal.h"
 #include "vcore/vcore_internal.h"
 
@@ -60,11 +58,11 @@ struct alignas(64) VcoreRing {
   io_uring ring;
   // Written by the vcore's own task; read by wake() on any thread.
   std::atomic<int> status{kRingNone};
-  int efd = -1;              // written by wake(), read on the ring by sleep()
-  uint64_t efd_value = 0;    // the eventfd read's buffer
-  bool efd_armed = false;    // an eventfd read is outstanding on the ring
+  int efd = -1;                        // written by wake(), read on the ring by sleep()
+  uint64_t efd_value = 0;              // the eventfd read's buffer
+  bool efd_armed = false;              // an eventfd read is outstanding on the ring
   std::atomic<bool> in_kernel{false};  // the idle vcore waits in io_uring_enter
-  uint32_t passes = 0;       // passes through vcore context (owner task only)
+  uint32_t passes = 0;                 // passes through vcore context (owner task only)
   // Descriptors whose completions have all arrived and whose uthread is
   // blocked: delivered as EV_SYSCALL by the next reap. Owner task only.
   struct syscall *done_head = nullptr;
@@ -90,9 +88,9 @@ struct HelperPool {
   std::atomic_flag lock = ATOMIC_FLAG_INIT;
   Job *head = nullptr;
   Job *tail = nullptr;
-  int queued = 0;   // jobs in the list
-  int idle = 0;     // helpers waiting for a job
-  int threads = 0;  // helpers started
+  int queued = 0;                // jobs in the list
+  int idle = 0;                  // helpers waiting for a job
+  int threads = 0;               // helpers started
   std::atomic<uint32_t> seq{0};  // futex word: bumped for every new job
 };
 
@@ -249,7 +247,8 @@ void chained_events_hook() {
   VcoreRing &r = g_sys.rings[tls_vcoreid];
   if (r.status.load(std::memory_order_relaxed) != kRingReady) return;
   bool may_enter = (++r.passes & 3) == 0;
-  if (r.done_head == nullptr && io_uring_cq_ready(&r.ring) == 0 && !(may_enter && ring_needs_enter(r)))
+  if (r.done_head == nullptr && io_uring_cq_ready(&r.ring) == 0 &&
+      !(may_enter && ring_needs_enter(r)))
     return;
   harvest(r, may_enter);
   dispatch(r);
@@ -683,8 +682,8 @@ void syscall_layer_init() {
   for (int i = 0; i < n; ++i) new (&rings[i]) VcoreRing;
   g_sys.rings = rings;
   g_sys.nr_vcores = n;
-  g_sys.real_pthread_create = reinterpret_cast<decltype(g_sys.real_pthread_create)>(
-      dlsym(RTLD_NEXT, "pthread_create"));
+  g_sys.real_pthread_create =
+      reinterpret_cast<decltype(g_sys.real_pthread_create)>(dlsym(RTLD_NEXT, "pthread_create"));
   if (g_sys.real_pthread_create == nullptr) g_sys.real_pthread_create = pthread_create;
   __atomic_store_n(&ev_handlers[EV_SYSCALL], &parlib_syscall_default_handler, __ATOMIC_RELEASE);
   g_reap_syscalls_hook = reap_this_vcore;

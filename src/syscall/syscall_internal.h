@@ -4,8 +4,8 @@
 #ifndef PARLIB_SYSCALL_SYSCALL_INTERNAL_H
 #define PARLIB_SYSCALL_SYSCALL_INTERNAL_H
 
-#include <parlib/syscall.h>
 #include <liburing.h>
+#include <parlib/syscall.h>
 #include <poll.h>
 #include <sys/types.h>
 #include <time.h>

@@ -423,7 +423,8 @@ TEST_F(SyscallTest, BrokenPipeGivesEpipe) {
 // (io_uring does not; the library does) unless MSG_NOSIGNAL.
 std::atomic<int> g_sigpipes{0};
 TEST_F(SyscallTest, SendRaisesSigpipeUnlessNosignal) {
-  struct sigaction sa {}, old{};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = [](int) { ++g_sigpipes; };
   sigemptyset(&sa.sa_mask);
   ASSERT_EQ(sigaction(SIGPIPE, &sa, &old), 0);
@@ -666,7 +667,9 @@ TEST_F(SyscallTest, BlockingWritesAreCompleteNonBlockingOnesPartial) {
         }
       },
       &arg, kStack);
-  struct iovec iov[3] = {{out.data(), 100}, {out.data() + 100, kBig / 2}, {out.data() + 100 + kBig / 2, kBig / 2 - 100}};
+  struct iovec iov[3] = {{out.data(), 100},
+                         {out.data() + 100, kBig / 2},
+                         {out.data() + 100 + kBig / 2, kBig / 2 - 100}};
   EXPECT_EQ(writev(p[1], iov, 3), static_cast<ssize_t>(kBig));
   fifo_join(reader);
   EXPECT_EQ(arg.got, kBig);
