@@ -1,6 +1,7 @@
 // Google Benchmark: upthread against NPTL, same process, same run.
 //   create+join of an empty thread; condvar ping-pong (two threads taking
-//   turns through one mutex and condvar); a mutex contended by two threads.
+//   turns through one mutex and condvar) on one and two vcores; a mutex
+//   contended by two threads; a barrier round with 2, 8 and 64 threads.
 // libupthread's constructor makes main (where Google Benchmark runs) a
 // upthread, so the upthread cases start from uthread context; the NPTL
 // cases use glibc's functions from the same thread (main keeps its glibc
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <vector>
 
 namespace {
 
@@ -150,6 +152,53 @@ void BM_MutexContended_Nptl(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations() * 200000);
 }
 BENCHMARK(BM_MutexContended_Nptl)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// A barrier round with N threads (range 0): every thread waits at the
+// barrier once per iteration; time per round.
+struct BarrierRun {
+  long rounds;
+  upthread_barrier_t ub;
+  pthread_barrier_t pb;
+  static void *up(void *p) {
+    auto *b = static_cast<BarrierRun *>(p);
+    for (long i = 0; i < b->rounds; ++i) upthread_barrier_wait(&b->ub);
+    return nullptr;
+  }
+  static void *nptl(void *p) {
+    auto *b = static_cast<BarrierRun *>(p);
+    for (long i = 0; i < b->rounds; ++i) pthread_barrier_wait(&b->pb);
+    return nullptr;
+  }
+};
+
+void BM_BarrierRound_Upthread(benchmark::State &state) {
+  int n = static_cast<int>(state.range(0));
+  BarrierRun b{state.max_iterations};
+  upthread_barrier_init(&b.ub, nullptr, static_cast<unsigned>(n));
+  std::vector<upthread_t> threads(static_cast<size_t>(n - 1));
+  for (auto &t : threads) upthread_create(&t, nullptr, BarrierRun::up, &b);
+  for (auto _ : state) upthread_barrier_wait(&b.ub);
+  for (auto t : threads) upthread_join(t, nullptr);
+  upthread_barrier_destroy(&b.ub);
+}
+BENCHMARK(BM_BarrierRound_Upthread)->Arg(2)->Arg(8)->Arg(64)->UseRealTime();
+
+void BM_BarrierRound_Nptl(benchmark::State &state) {
+  int n = static_cast<int>(state.range(0));
+  BarrierRun b{state.max_iterations};
+  pthread_barrier_init(&b.pb, nullptr, static_cast<unsigned>(n));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  cpu_set_t set;
+  sched_getaffinity(getpid(), sizeof set, &set);  // main's vcore is pinned; threads are not
+  pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  std::vector<pthread_t> threads(static_cast<size_t>(n - 1));
+  for (auto &t : threads) pthread_create(&t, &attr, BarrierRun::nptl, &b);
+  for (auto _ : state) pthread_barrier_wait(&b.pb);
+  for (auto t : threads) pthread_join(t, nullptr);
+  pthread_barrier_destroy(&b.pb);
+}
+BENCHMARK(BM_BarrierRound_Nptl)->Arg(2)->Arg(8)->Arg(64)->UseRealTime();
 
 }  // namespace
 
