@@ -582,6 +582,10 @@ std::atomic<bool> g_usr1_shared{false};
 // the dispatcher: programs set handlers before raising signals, and a torn
 // read here would be a torn read under glibc too.
 struct sigaction g_program_usr1;
+// glibc's functions the dispatcher needs, looked up before any signal can
+// arrive (dlsym is not async-signal-safe).
+decltype(&sigaction) g_real_sigaction = nullptr;
+decltype(&pthread_sigmask) g_real_sigmask = nullptr;
 
 bool runtime_signal(const siginfo_t *info) {
   if (info->si_code == SI_TKILL) return info->si_pid == getpid();
@@ -600,11 +604,11 @@ void usr1_dispatch(int sig, siginfo_t *info, void *uctx) {
     // SIGUSR1's default action: terminate, with the signal as the status.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    REAL(sigaction)(SIGUSR1, &dfl, nullptr);
+    g_real_sigaction(SIGUSR1, &dfl, nullptr);
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, SIGUSR1);
-    REAL(pthread_sigmask)(SIG_UNBLOCK, &s, nullptr);
+    g_real_sigmask(SIG_UNBLOCK, &s, nullptr);
     kill(getpid(), SIGUSR1);
   } else if (p.sa_handler != SIG_IGN) {
     p.sa_handler(sig);
@@ -613,8 +617,10 @@ void usr1_dispatch(int sig, siginfo_t *info, void *uctx) {
 
 // Called from the constructor: the runtime's handler is installed by now.
 void share_usr1() {
+  g_real_sigaction = REAL(sigaction);
+  g_real_sigmask = REAL(pthread_sigmask);
   struct sigaction cur;
-  if (REAL(sigaction)(SIGUSR1, nullptr, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) ||
+  if (g_real_sigaction(SIGUSR1, nullptr, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) ||
       cur.sa_sigaction == nullptr)
     return;
   g_runtime_usr1 = cur;
@@ -622,7 +628,7 @@ void share_usr1() {
   g_program_usr1.sa_handler = SIG_DFL;
   struct sigaction mine = cur;
   mine.sa_sigaction = usr1_dispatch;
-  REAL(sigaction)(SIGUSR1, &mine, nullptr);
+  g_real_sigaction(SIGUSR1, &mine, nullptr);
   g_usr1_shared.store(true, std::memory_order_release);
 }
 }  // namespace
