@@ -463,7 +463,11 @@ SHIM_EXPORT long syscall(long number, ...) {
   long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
   long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
   va_end(ap);
-  if (number == SYS_futex && !g_native_only.load(std::memory_order_relaxed)) {
+  // The runtime's own futex calls are kernel futexes on purpose; some are
+  // made with a parlib futex bucket lock held (timed_wait_arm inside a
+  // blocking futex wait), where a parlib wake could take the same lock.
+  if (number == SYS_futex && !g_native_only.load(std::memory_order_relaxed) &&
+      !from_runtime(__builtin_return_address(0))) {
     int *word = reinterpret_cast<int *>(a1);
     int op = static_cast<int>(a2) & ~FUTEX_PRIVATE_FLAG;
     int val = static_cast<int>(a3);
