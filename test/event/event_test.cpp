@@ -8,6 +8,7 @@
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -246,6 +247,16 @@ TEST(Notification, DisabledNotificationsDeferUntilReenabledAtDepthZero) {
 
 std::atomic<long> g_preemptions{0};
 
+// A thread inherits its creator's CPU mask, and a uthread's creator is a
+// vcore pinned to one CPU: plain helper threads take the process's mask
+// (the parked main task keeps it) so that they do not compete with that
+// vcore alone.
+void use_process_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(getpid(), sizeof set, &set) == 0)
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 // Takes the interrupted uthread off its vcore: the FIFO scheduler runs the
 // next one, and the preempted one resumes later, maybe on another vcore,
 // from the middle of whatever it was doing.
@@ -272,6 +283,7 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
   std::atomic<long> bad_lines{0}, lines{0};
   // A plain pthread drains the pipe and checks every line.
   std::thread reader([&] {
+    use_process_cpus();
     FILE *in = fdopen(fds[0], "r");
     std::vector<long> next(kWorkers, 0);
     char line[256];
@@ -293,6 +305,7 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
   // for 3 s, then stops the workers. (The workers never yield: the test
   // must not depend on thread0 getting a turn to stop them.)
   std::thread ticker([&] {
+    use_process_cpus();
     struct event_msg msg {};
     auto until = std::chrono::steady_clock::now() + 3s;
     while (std::chrono::steady_clock::now() < until) {
