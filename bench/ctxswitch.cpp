@@ -181,7 +181,7 @@ Options parse_args(int argc, char **argv, int ncpus, int nvcores) {
 std::vector<int> affinity_cpus() {
   cpu_set_t set;
   std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) fatal("sched_getaffinity: %s", strerror(errno));
+  if (sched_getaffinity(getpid(), sizeof set, &set) != 0) fatal("sched_getaffinity: %s", strerror(errno));
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &set)) cpus.push_back(c);
   return cpus;

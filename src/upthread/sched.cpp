@@ -43,7 +43,7 @@ void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
 }
 
 // A vcore's run queue and counters, on their own cache lines.
-struct alignas(64) VcoreSched {
+struct alignas(128) VcoreSched {  // two lines: see Vcore
   QueueLock lock;
   struct upthread *head = nullptr;
   struct upthread *tail = nullptr;
@@ -260,6 +260,10 @@ void sched_entry() {
 VcoreSched &home_queue(struct upthread *t) {
   int nq = g_num_queues.load(std::memory_order_relaxed);
   uint32_t v = t->last_vcore;
+  if (t->placed_new) {  // a new thread goes where upthread_set_num_vcores spread it
+    t->placed_new = false;
+    return g_vcores[v % static_cast<uint32_t>(nq)];
+  }
   // Affinity: back where it last ran, if that vcore is still in use;
   // otherwise where the waker runs.
   if (static_cast<int>(v) < nq && vcore_is_online(v)) return g_vcores[v];
@@ -375,6 +379,7 @@ void init() {
 void enqueue_new(struct upthread *t) {
   int nq = g_num_queues.load(std::memory_order_relaxed);
   t->last_vcore = g_next_placement.fetch_add(1, std::memory_order_relaxed) % static_cast<uint32_t>(nq);
+  t->placed_new = true;
   uthread_runnable(&t->uth);  // thread_runnable places it by last_vcore
 }
 

@@ -22,6 +22,9 @@ struct alignas(64) upthread {
   std::atomic<uintptr_t> join_state{0};
   uint32_t last_vcore = 0;
   bool is_thread0 = false;
+  // Set by enqueue_new: last_vcore is a placement (round-robin over the
+  // queues), to be honoured even if that vcore is not online yet.
+  bool placed_new = false;
   void *stack = nullptr;
   size_t stack_size = 0;
   size_t guard_size = 0;

@@ -22,7 +22,9 @@ enum VcoreState : uint32_t {
   kOnline = 2,           // granted: it runs vcore context or a uthread
 };
 
-struct alignas(64) Vcore {
+// 128-byte aligned: the switch path writes to its own vcore's struct, and the
+// adjacent-line prefetcher would otherwise couple neighbouring vcores.
+struct alignas(128) Vcore {
   std::atomic<uint32_t> state{kOffline};  // VcoreState, also the futex word
   uint32_t id = 0;
   int cpu = -1;                 // CPU it is pinned to
