@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "common/raw_log.h"
+#include "syscall/interpose.h"
 #include "syscall/syscall_internal.h"
 
 namespace parlib::detail {
@@ -604,5 +605,37 @@ PARLIB_API unsigned sleep(unsigned seconds) {
   sleep_rel(ts);
   return 0;
 }
+
+// The same functions under private names for libupthread-preload.so
+// (syscall/interpose.h). An alias, not a wrapper: no extra call, and a
+// declaration that disagrees with the definition does not compile.
+#define PARLIB_PRIVATE_ALIAS(name) \
+  PARLIB_API __typeof__(name) __parlib_##name __attribute__((alias(#name)));
+PARLIB_PRIVATE_ALIAS(read)
+PARLIB_PRIVATE_ALIAS(write)
+PARLIB_PRIVATE_ALIAS(pread)
+PARLIB_PRIVATE_ALIAS(pwrite)
+PARLIB_PRIVATE_ALIAS(readv)
+PARLIB_PRIVATE_ALIAS(writev)
+PARLIB_PRIVATE_ALIAS(recv)
+PARLIB_PRIVATE_ALIAS(recvfrom)
+PARLIB_PRIVATE_ALIAS(recvmsg)
+PARLIB_PRIVATE_ALIAS(send)
+PARLIB_PRIVATE_ALIAS(sendto)
+PARLIB_PRIVATE_ALIAS(sendmsg)
+PARLIB_PRIVATE_ALIAS(accept)
+PARLIB_PRIVATE_ALIAS(accept4)
+PARLIB_PRIVATE_ALIAS(connect)
+PARLIB_PRIVATE_ALIAS(poll)
+PARLIB_PRIVATE_ALIAS(ppoll)
+PARLIB_PRIVATE_ALIAS(select)
+PARLIB_PRIVATE_ALIAS(epoll_wait)
+PARLIB_PRIVATE_ALIAS(sleep)
+PARLIB_PRIVATE_ALIAS(usleep)
+PARLIB_PRIVATE_ALIAS(nanosleep)
+PARLIB_PRIVATE_ALIAS(clock_nanosleep)
+PARLIB_PRIVATE_ALIAS(fsync)
+PARLIB_PRIVATE_ALIAS(fdatasync)
+#undef PARLIB_PRIVATE_ALIAS
 
 }  // extern "C"
