@@ -508,68 +508,6 @@ SHIM_EXPORT long syscall(long number, ...) {
   return REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
 }
 
-// ============================================================== sleeps
-
-// A sleeping upthread must not hold its vcore in the kernel: the threads
-// queued behind it there would not run (idle vcores steal, busy ones do
-// not). Sleep as a timed futex wait on a word nobody wakes.
-namespace parlib::detail::preload {
-namespace {
-int uthread_sleep_until(clockid_t clock, const timespec *abstime) {
-  int never = 0;
-  while (futex_wait(&never, 0, abstime, clock) != ETIMEDOUT) {
-  }
-  return 0;
-}
-bool valid(const timespec *ts) { return ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000 && ts->tv_sec >= 0; }
-timespec deadline_after(clockid_t clock, const timespec *rel) {
-  timespec now;
-  clock_gettime(clock, &now);
-  now.tv_sec += rel->tv_sec;
-  now.tv_nsec += rel->tv_nsec;
-  if (now.tv_nsec >= 1000000000) {
-    now.tv_nsec -= 1000000000;
-    now.tv_sec += 1;
-  }
-  return now;
-}
-}  // namespace
-}  // namespace parlib::detail::preload
-
-SHIM_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
-                                struct timespec *rem) {
-  if (!on_uthread() || from_runtime(__builtin_return_address(0)) ||
-      (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC))
-    return REAL(clock_nanosleep)(clock, flags, req, rem);
-  if (!valid(req)) return EINVAL;
-  timespec abs = (flags & TIMER_ABSTIME) ? *req : deadline_after(clock, req);
-  uthread_sleep_until(clock, &abs);
-  if (rem != nullptr && !(flags & TIMER_ABSTIME)) *rem = timespec{0, 0};
-  return 0;
-}
-SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
-  if (!on_uthread() || from_runtime(__builtin_return_address(0))) return REAL(nanosleep)(req, rem);
-  if (!valid(req)) {
-    errno = EINVAL;
-    return -1;
-  }
-  timespec abs = deadline_after(CLOCK_MONOTONIC, req);
-  uthread_sleep_until(CLOCK_MONOTONIC, &abs);
-  if (rem != nullptr) *rem = timespec{0, 0};
-  return 0;
-}
-SHIM_EXPORT int usleep(useconds_t usec) {
-  if (!on_uthread()) return REAL(usleep)(usec);
-  timespec rel{static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
-  return nanosleep(&rel, nullptr);
-}
-SHIM_EXPORT unsigned sleep(unsigned seconds) {
-  if (!on_uthread()) return REAL(sleep)(seconds);
-  timespec rel{static_cast<time_t>(seconds), 0};
-  nanosleep(&rel, nullptr);
-  return 0;
-}
-
 // ============================================================= SIGUSR1
 
 // The runtime notifies vcores with SIGUSR1 (tgkill from this process, or
