@@ -87,6 +87,37 @@ PARLIB_API void vcore_set_idle_spin_us(uint32_t usec);
 /* vcore_is_online: true while vcoreid is online (racy, like num_vcores). */
 PARLIB_API bool vcore_is_online(uint32_t vcoreid);
 
+/* Spare vcores. A vcore's kernel task can block in the kernel where parlib
+ * cannot see it coming: a system call made with an inline `syscall`
+ * instruction (libgomp's futex waits), a page fault on a slow file, a lock
+ * wait inside the C library. The uthreads queued behind it then wait too.
+ * For that the vcore layer keeps max_spare_vcores() more vcores, with ids
+ * max_vcores() .. max_vcores() + max_spare_vcores() - 1. vcore_request and
+ * vcore_request_total never grant them and num_vcores() does not count
+ * them: a 2LS that finds one of its vcores stuck (vcore_blocked_in_kernel)
+ * grants one with vcore_request_spare(), and the spare leaves with
+ * vcore_yield() like any vcore. A spare's task is not pinned: it stands in
+ * for whichever vcore is stuck. Events may be sent to spare ids.
+ * PARLIB_SPARE_VCORES sets the number, 0..PARLIB_MAX_VCORES (default:
+ * max_vcores()); their tasks are made at initialisation and sleep until
+ * granted. */
+
+/* max_spare_vcores: how many spare vcores there are. Any context. */
+PARLIB_API int max_spare_vcores(void);
+
+/* vcore_request_spare: grants one offline spare vcore, which starts at
+ * vcore_entry(). Any context. Returns its id, or -1 with errno EBUSY when
+ * every spare is online (or none exist). */
+PARLIB_API int vcore_request_spare(void);
+
+/* vcore_blocked_in_kernel: true when vcoreid is online and its kernel task
+ * is asleep in the kernel right now (procfs state 'S' or 'D'): a snapshot,
+ * for a monitor that samples it. An online vcore never sleeps in the
+ * kernel on parlib's behalf (an idle vcore goes offline first), so this
+ * means a system call or fault of the code it runs. Costs a pread of
+ * procfs (a few microseconds). Any context; false for bad ids. */
+PARLIB_API bool vcore_blocked_in_kernel(uint32_t vcoreid);
+
 PARLIB_END_DECLS
 
 #endif /* PARLIB_VCORE_H */

@@ -66,6 +66,7 @@
 
 #include "common/raw_log.h"
 #include "event/alarm_internal.h"
+#include "event/event_internal.h"
 
 namespace parlib::detail {
 namespace {
@@ -273,7 +274,7 @@ void send_alarm_event(const Due &d) {
   // The waiter is kFiring: nothing else touches it until the handler runs,
   // so retrying is safe. Only ENOMEM is transient; anything else means the
   // event layer refuses EV_ALARM, and the callback would be lost silently.
-  while (send_event(&msg, EV_ALARM, d.vcoreid) != 0) {
+  while (send_event_to_any(&msg, EV_ALARM, d.vcoreid) != 0) {
     int err = errno;
     if (err != ENOMEM)
       raw_fatal("alarm: send_event(EV_ALARM, vcore %u) failed: errno %d", d.vcoreid, err);

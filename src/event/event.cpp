@@ -217,7 +217,7 @@ void create_retry_timer(VcoreEvents &ev, pid_t tid) {
 
 void init_events() {
   if (vcore_lib_init() != 0) raw_fatal("event_lib_init: vcore_lib_init failed: %s", strerror(errno));
-  g_nr_vcores = max_vcores();
+  g_nr_vcores = max_vcores() + max_spare_vcores();  // spares get events too
   void *mem = aligned_alloc(alignof(VcoreEvents), sizeof(VcoreEvents) * static_cast<size_t>(g_nr_vcores));
   if (mem == nullptr) raw_fatal("event_lib_init: out of memory");
   auto *events = static_cast<VcoreEvents *>(mem);
@@ -267,6 +267,19 @@ extern "C" {
 void event_lib_init(void) { std::call_once(g_init_once, init_events); }
 
 int send_event(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid) {
+  // The public contract: ids of the vcores the process can request. The
+  // runtime's own senders reach spare vcores through send_event_to_any.
+  if (vcoreid >= static_cast<uint32_t>(max_vcores())) {
+    errno = EINVAL;
+    return -1;
+  }
+  return send_event_to_any(msg, ev_type, vcoreid);
+}
+
+}  // extern "C"
+
+int parlib::detail::send_event_to_any(struct event_msg *msg, unsigned int ev_type,
+                                      uint32_t vcoreid) {
   if (g_events == nullptr) event_lib_init();
   if (msg == nullptr || ev_type >= MAX_NR_EVENT ||
       __atomic_load_n(&ev_handlers[ev_type], __ATOMIC_ACQUIRE) == nullptr ||
@@ -290,6 +303,8 @@ int send_event(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid) {
   uth_enable_notifs();
   return 0;
 }
+
+extern "C" {
 
 void handle_events(void) {
   if (g_events == nullptr || !on_a_vcore()) return;

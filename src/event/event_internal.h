@@ -2,7 +2,15 @@
 #ifndef PARLIB_EVENT_EVENT_INTERNAL_H
 #define PARLIB_EVENT_EVENT_INTERNAL_H
 
+#include <parlib/event.h>
+
+#include <cstdint>
+
 namespace parlib::detail {
+
+// send_event for any vcore, spare vcores included (send_event itself takes
+// only the ids of max_vcores(), as its contract says).
+int send_event_to_any(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid);
 
 // The syscall layer's completion reaper, run by handle_events().
 extern void (*g_reap_syscalls_hook)();

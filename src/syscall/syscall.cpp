@@ -395,7 +395,7 @@ void run_job(Job *j) {
   msg.ev_arg3 = sc;
   uint32_t vcoreid = sc->vcoreid;
   // After send_event the uthread may run and its frame (sc, j) be gone.
-  while (send_event(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
+  while (send_event_to_any(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
 }
 
 void *helper_main(void *) {
@@ -675,7 +675,7 @@ void deliver_sysc(struct syscall *sc) {
 }
 
 void syscall_layer_init() {
-  int n = max_vcores();
+  int n = max_vcores() + max_spare_vcores();  // a spare vcore has its own ring
   void *mem = aligned_alloc(alignof(VcoreRing), sizeof(VcoreRing) * static_cast<size_t>(n));
   if (mem == nullptr) raw_fatal("syscall: out of memory");
   auto *rings = static_cast<VcoreRing *>(mem);

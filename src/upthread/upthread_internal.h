@@ -55,6 +55,14 @@ void reclaim(struct upthread *t);
 void run_pending_signals(struct upthread *self);
 void count_live(int delta);
 
+// What the stuck-vcore monitor (monitor.cpp) reads and does. vcore_slots():
+// max_vcores() plus the spare vcores.
+int vcore_slots();
+uint64_t vcore_switches(uint32_t id);
+bool threads_queued();
+// Asks spare vcore id to leave at its next scheduling decision.
+void retire_spare(uint32_t id);
+
 // Stacks: cached per-thread mappings with a guard, or slots of a pooled
 // region (guard size 0).
 void *stack_get(size_t size, size_t guard);

@@ -2,6 +2,7 @@
 // until the vcore is granted. See docs/design.md ("Vcores").
 #include "vcore/vcore_internal.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -47,7 +49,9 @@ constexpr uint32_t kDefaultIdleSpinUs = 50;
 // (vcore tasks run until the process exits).
 struct VcoreRuntime {
   int max_vcores = 0;
-  std::atomic<int> num_online{0};
+  int max_spares = 0;  // spare vcores: ids max_vcores .. max_vcores + max_spares - 1
+  std::atomic<int> num_online{0};  // not counting spares
+  std::atomic<int> spares_online{0};
   // How many vcores the process wants (Akaros' amt_wanted): requests add to
   // it, a yield takes one off, and a vcore about to sleep comes back if
   // fewer than this many are online. Keeping the desire separate from the
@@ -109,11 +113,41 @@ bool probe_work(uint32_t id) {
   return probe != nullptr && probe(id);
 }
 
+// Reads the scheduler state of the vcore's task from procfs ('S' and 'D':
+// sleeping in the kernel). The file stays open: a re-read costs one pread.
+bool task_sleeps_in_kernel(Vcore &vc) {
+  int fd = vc.stat_fd.load(std::memory_order_acquire);
+  if (fd < 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(vc.tid.load()));
+    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return false;
+    int expected = -1;
+    if (!vc.stat_fd.compare_exchange_strong(expected, fd, std::memory_order_acq_rel)) {
+      syscall(SYS_close, fd);
+      fd = expected;
+    }
+  }
+  // "tid (comm) S ...": comm may hold spaces and parentheses, so the state
+  // is the character after the last ") ".
+  char buf[256];
+  long n = syscall(SYS_pread64, fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char *close = strrchr(buf, ')');
+  if (close == nullptr || close[1] != ' ') return false;
+  return close[2] == 'S' || close[2] == 'D';
+}
+
+bool is_spare(uint32_t id) { return id >= static_cast<uint32_t>(g_rt.max_vcores); }
+
 // Should an offline vcore come back at once? Yes if work was sent to it, or
-// if a request is outstanding that no other vcore took.
+// if a request is outstanding that no other vcore took (requests never
+// grant spares).
 bool wanted_back(uint32_t id) {
   return probe_work(id) ||
-         g_rt.num_online.load(std::memory_order_seq_cst) < g_rt.wanted.load(std::memory_order_seq_cst);
+         (!is_spare(id) && g_rt.num_online.load(std::memory_order_seq_cst) <
+                               g_rt.wanted.load(std::memory_order_seq_cst));
 }
 
 // Waits, on the vcore's own task, until the vcore is granted again. Polls
@@ -188,10 +222,12 @@ int start_vcore_task(Vcore &vc) {
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kTaskStackSize);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(vc.cpu, &set);
-  pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  if (vc.cpu >= 0) {  // spares are not pinned: they stand in for any vcore
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(vc.cpu, &set);
+    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  }
   // The vcore tasks block every signal the runtime does not handle itself
   // until they run application code; they inherit the mask of the caller.
   pthread_t thread;
@@ -210,26 +246,31 @@ void init_runtime() {
   }
   long want = 0;
   long spin = kDefaultIdleSpinUs;
+  long spares = -1;
   EnvValue vcores_env = env_integer("PARLIB_VCORES", 1, PARLIB_MAX_VCORES, &want);
   EnvValue spin_env = env_integer("PARLIB_IDLE_SPIN_US", 0, 10000000, &spin);
-  if (vcores_env == EnvValue::kInvalid || spin_env == EnvValue::kInvalid) {
+  EnvValue spares_env = env_integer("PARLIB_SPARE_VCORES", 0, PARLIB_MAX_VCORES, &spares);
+  if (vcores_env == EnvValue::kInvalid || spin_env == EnvValue::kInvalid ||
+      spares_env == EnvValue::kInvalid) {
     g_init_errno = EINVAL;
     return;
   }
   int max = vcores_env == EnvValue::kValid ? static_cast<int>(want)
                                            : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
+  int nspares = spares_env == EnvValue::kValid ? static_cast<int>(spares) : max;
+  int total = max + nspares;
   g_rt.idle_spin_us.store(static_cast<uint32_t>(spin), std::memory_order_relaxed);
 
-  void *mem = aligned_alloc(alignof(Vcore), sizeof(Vcore) * static_cast<size_t>(max));
+  void *mem = aligned_alloc(alignof(Vcore), sizeof(Vcore) * static_cast<size_t>(total));
   if (mem == nullptr) {
     g_init_errno = ENOMEM;
     return;
   }
   Vcore *vcores = static_cast<Vcore *>(mem);
-  for (int i = 0; i < max; ++i) {
+  for (int i = 0; i < total; ++i) {
     Vcore *vc = new (&vcores[i]) Vcore;
     vc->id = static_cast<uint32_t>(i);
-    vc->cpu = cpus[i % ncpus];  // oversubscribed vcores wrap around the CPUs
+    vc->cpu = i < max ? cpus[i % ncpus] : -1;  // oversubscribed vcores wrap around the CPUs
     vc->stack_size = kVcoreStackSize;
     vc->stack_bottom = stack_map(kVcoreStackSize, kGuardSize);
     if (vc->stack_bottom == nullptr) {
@@ -240,8 +281,9 @@ void init_runtime() {
   g_rt.vcores = vcores;
   g_vcore_table = vcores;
   g_rt.max_vcores = max;
+  g_rt.max_spares = nspares;
   install_fault_handler_on_this_task();
-  for (int i = 0; i < max; ++i) {
+  for (int i = 0; i < total; ++i) {
     int err = start_vcore_task(vcores[i]);
     if (err != 0) {
       raw_log("cannot start the kernel task of vcore %d: %s", i, strerror(err));
@@ -251,7 +293,7 @@ void init_runtime() {
   }
   // Wait until every task has published its tid and TCB, so that events and
   // signals can be aimed at any vcore from now on.
-  while (g_rt.tasks_ready.load(std::memory_order_acquire) < max) sched_yield();
+  while (g_rt.tasks_ready.load(std::memory_order_acquire) < total) sched_yield();
 }
 
 }  // namespace
@@ -275,8 +317,12 @@ bool vcore_bring_online(uint32_t id) {
     // (handoff, queued work) to its task, which reads state with acquire.
     if (vc.state.compare_exchange_weak(s, kOnline, std::memory_order_acq_rel)) break;
   }
-  int online = g_rt.num_online.fetch_add(1, std::memory_order_seq_cst) + 1;
-  raise_wanted_to(online);
+  if (is_spare(id)) {
+    g_rt.spares_online.fetch_add(1, std::memory_order_seq_cst);
+  } else {
+    int online = g_rt.num_online.fetch_add(1, std::memory_order_seq_cst) + 1;
+    raise_wanted_to(online);
+  }
   if (s == kOfflineSleeping) g_idle_waiter.load(std::memory_order_acquire)->wake(id, &vc.state);
   return true;
 }
@@ -326,8 +372,26 @@ uint32_t vcore_id(void) { return tls_vcoreid; }
 bool in_vcore_context(void) { return tls_in_vcore_context; }
 
 bool vcore_is_online(uint32_t vcoreid) {
-  if (g_rt.vcores == nullptr || vcoreid >= static_cast<uint32_t>(g_rt.max_vcores)) return false;
+  if (g_rt.vcores == nullptr || vcoreid >= static_cast<uint32_t>(g_rt.max_vcores + g_rt.max_spares))
+    return false;
   return g_rt.vcores[vcoreid].state.load(std::memory_order_relaxed) == kOnline;
+}
+
+int max_spare_vcores(void) { return vcore_lib_init() == 0 ? g_rt.max_spares : 0; }
+
+int vcore_request_spare(void) {
+  if (vcore_lib_init() != 0) return -1;
+  for (int i = 0; i < g_rt.max_spares; ++i) {
+    auto id = static_cast<uint32_t>(g_rt.max_vcores + i);
+    if (vcore_bring_online(id)) return static_cast<int>(id);
+  }
+  errno = EBUSY;
+  return -1;
+}
+
+bool vcore_blocked_in_kernel(uint32_t vcoreid) {
+  if (!vcore_is_online(vcoreid)) return false;
+  return task_sleeps_in_kernel(g_rt.vcores[vcoreid]);
 }
 
 void vcore_set_idle_spin_us(uint32_t usec) {
@@ -363,10 +427,14 @@ int vcore_request_total(int nr_vcores) {
 void vcore_yield(void) {
   PARLIB_CHECK(tls_in_vcore_context, "vcore_yield outside vcore context");
   Vcore &vc = this_vcore();
-  int w = g_rt.wanted.load(std::memory_order_relaxed);
-  while (w > 0 && !g_rt.wanted.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) {
+  if (is_spare(vc.id)) {
+    g_rt.spares_online.fetch_sub(1, std::memory_order_seq_cst);
+  } else {
+    int w = g_rt.wanted.load(std::memory_order_relaxed);
+    while (w > 0 && !g_rt.wanted.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) {
+    }
+    g_rt.num_online.fetch_sub(1, std::memory_order_seq_cst);
   }
-  g_rt.num_online.fetch_sub(1, std::memory_order_seq_cst);
   // Going offline, then looking for work, all seq_cst: a sender or
   // requester does the opposite (publishes work or desire, then looks for an
   // offline vcore), so one of the two always sees the other and nothing

@@ -44,6 +44,8 @@ struct alignas(128) Vcore {
   void (*switch_after)(struct uthread *prev, void *arg) = nullptr;
   struct uthread *switch_prev = nullptr;
   void *switch_arg = nullptr;
+  // Its task's /proc stat file, opened on first use (vcore_blocked_in_kernel).
+  std::atomic<int> stat_fd{-1};
 
   void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
 };

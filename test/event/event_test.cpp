@@ -109,7 +109,8 @@ TEST(Event, BadArgumentsAreRejectedAndNothingIsQueued) {
   EXPECT_EQ(send_event(&msg, EV_FIRST_USER + 40, 0), -1) << "a type without a handler";
   EXPECT_EQ(errno, EINVAL);
   errno = 0;
-  EXPECT_EQ(send_event(&msg, kEvCount, static_cast<uint32_t>(max_vcores())), -1);
+  EXPECT_EQ(send_event(&msg, kEvCount, static_cast<uint32_t>(max_vcores())), -1)
+      << "spare vcores are not addressable through send_event";
   EXPECT_EQ(errno, EINVAL);
   fifo_yield();
   handle_events();
