@@ -53,13 +53,47 @@ PARLIB_API int upthread_attr_getguardsize(const upthread_attr_t *attr, size_t *s
 PARLIB_API int upthread_create(upthread_t *thread, const upthread_attr_t *attr,
                                void *(*start)(void *), void *arg);
 /* upthread_join: EDEADLK joining oneself, EINVAL if detached or already
- * being joined, ESRCH for NULL. */
+ * being joined, ESRCH for NULL. A cancellation point (see upthread_cancel):
+ * a cancelled joiner leaves thread joinable. */
 PARLIB_API int upthread_join(upthread_t thread, void **retval);
 PARLIB_API int upthread_detach(upthread_t thread);
 /* upthread_exit: runs key destructors and thread_local destructors. From
  * thread0 the process lives on until the last thread exits (exit(0)). */
 PARLIB_API PARLIB_NORETURN void upthread_exit(void *retval);
 PARLIB_API upthread_t upthread_self(void);
+
+/* Cancellation, deferred: a request takes effect when the target reaches a
+ * cancellation point: upthread_testcancel, upthread_join (while it waits,
+ * or on entry when it would wait). Acting on it is
+ * upthread_exit(UPTHREAD_CANCELED) (key and thread_local destructors run;
+ * this library unwinds no stack frames: pthread_cleanup_push handlers run
+ * only under the LD_PRELOAD shim, docs/preload.md). The values equal
+ * glibc's PTHREAD_CANCEL_* and PTHREAD_CANCELED. */
+#define UPTHREAD_CANCELED ((void *)-1)
+#define UPTHREAD_CANCEL_ENABLE 0
+#define UPTHREAD_CANCEL_DISABLE 1
+#define UPTHREAD_CANCEL_DEFERRED 0
+#define UPTHREAD_CANCEL_ASYNCHRONOUS 1
+/* upthread_cancel: asks thread to cancel (0; again: no effect). A target
+ * blocked in a cancellation point wakes up and acts on it; with
+ * cancellation disabled the request stays pending until the target enables
+ * it and reaches a cancellation point. A thread that has exited (not yet
+ * joined): 0. ESRCH for NULL. Uthread context or a kernel thread; not
+ * vcore context (it may wait for the target to finish blocking). */
+PARLIB_API int upthread_cancel(upthread_t thread);
+/* upthread_setcancelstate: UPTHREAD_CANCEL_ENABLE (the default) or
+ * _DISABLE for the calling thread; *oldstate (may be NULL) gets the old
+ * one. Enabling does not act on a pending request by itself. EINVAL for
+ * another value, EPERM when the caller is not a upthread. */
+PARLIB_API int upthread_setcancelstate(int state, int *oldstate);
+/* upthread_setcanceltype: UPTHREAD_CANCEL_DEFERRED (the default) or
+ * _ASYNCHRONOUS, which is recorded (and read back) but acts as deferred:
+ * a thread is never cancelled between cancellation points. EINVAL for
+ * another value, EPERM when the caller is not a upthread. */
+PARLIB_API int upthread_setcanceltype(int type, int *oldtype);
+/* upthread_testcancel: a cancellation point; does not return if a request
+ * is pending and enabled. A no-op outside upthreads. */
+PARLIB_API void upthread_testcancel(void);
 PARLIB_API int upthread_equal(upthread_t a, upthread_t b);
 PARLIB_API int upthread_yield(void);
 
@@ -182,6 +216,17 @@ PARLIB_API void upthread_can_vcore_steal(bool can);
 /* upthread_set_num_vcores: spread threads over num queues/vcores (default
  * max_vcores()); values are clamped to 1..max_vcores(). */
 PARLIB_API void upthread_set_num_vcores(int num);
+/* upthread_set_stuck_check_period: every usec microseconds a monitor
+ * thread looks for vcores stuck in the kernel (a system call upthread does
+ * not see, such as an inline `syscall` futex wait, or a slow page fault:
+ * the vcore's task sleeps and has not switched threads since the last
+ * look). While some are stuck and threads wait in the run queues, it
+ * brings that many spare vcores online (see max_spare_vcores() in
+ * <parlib/vcore.h>) to run them, and retires the spares when the stuck
+ * vcores are back. 0 = off, the default; the LD_PRELOAD shim turns it on
+ * (UPTHREAD_STUCK_CHECK_US, default 1000). Any context; the first nonzero
+ * call starts the monitor thread. */
+PARLIB_API void upthread_set_stuck_check_period(uint64_t usec);
 
 /* Per-vcore counters (PARLIB_STATS=1 prints them at exit): threads run,
  * steals, preemptions, events handled, system calls that blocked (on the

@@ -52,13 +52,17 @@ struct alignas(128) VcoreSched {  // two lines: see Vcore
   // Preemption tick: armed on this vcore by its own sched_entry.
   struct alarm_waiter tick {};
   bool tick_armed = false;
+  bool tick_stopping = false;  // a spare left: its tick must not re-arm
+  // Set by the stuck-vcore monitor on a spare vcore it no longer needs.
+  std::atomic<bool> retire{false};
   uint64_t idle_since_ns = 0;
   // Counters (written by this vcore only; read racily for stats).
   std::atomic<uint64_t> switches{0}, steals{0}, preemptions{0}, idle_ns{0};
 };
 
 VcoreSched *g_vcores = nullptr;
-int g_max = 0;
+int g_max = 0;     // max_vcores(): the vcores requests and placement use
+int g_nv = 0;      // g_max plus the spare vcores (ids g_max..g_nv-1)
 std::atomic<int> g_num_queues{1};  // upthread_set_num_vcores
 std::atomic<uint64_t> g_period_us{0};
 std::atomic<bool> g_can_request{true};
@@ -152,7 +156,7 @@ struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
 // Two random choices, the longer one loses half, as many tries as there
 // are queues; then one deterministic pass (see below).
 struct upthread *steal(uint32_t self) {
-  int nq = g_max;
+  int nq = g_nv;  // spares' queues too: a thread paused on a spare stays there
   if (nq < 2) return nullptr;
   VcoreSched &me = g_vcores[self];
   for (int attempt = 0; attempt < nq; ++attempt) {
@@ -191,7 +195,7 @@ struct upthread *steal(uint32_t self) {
 void on_tick(struct alarm_waiter *w) {
   auto *vs = static_cast<VcoreSched *>(w->data);
   uint64_t period = g_period_us.load(std::memory_order_relaxed);
-  if (period == 0) {
+  if (period == 0 || vs->tick_stopping) {
     vs->tick_armed = false;
     return;
   }
@@ -228,12 +232,37 @@ void maybe_request_vcore(uint32_t queue) {
   if (!on_vcore || num_vcores() < want || !vcore_is_online(queue)) vcore_request(1);
 }
 
+bool is_spare(uint32_t id) { return id >= static_cast<uint32_t>(g_max); }
+
+// A spare vcore leaves: its queue goes to a vcore in use, and its tick
+// stops (an idle spare is not woken every period).
+[[noreturn]] void leave_spare(VcoreSched &vs) {
+  vs.retire.store(false, std::memory_order_relaxed);
+  uint32_t id = static_cast<uint32_t>(&vs - g_vcores);
+  int nq = g_num_queues.load(std::memory_order_relaxed);
+  VcoreSched &heir = g_vcores[id % static_cast<uint32_t>(nq)];
+  while (struct upthread *t = pop(vs)) {
+    push(heir, t);
+    maybe_request_vcore(static_cast<uint32_t>(&heir - g_vcores));
+  }
+  vs.tick_stopping = true;
+  if (vs.tick_armed && stop_alarm(&vs.tick)) vs.tick_armed = false;
+  vs.idle_since_ns = now_ns();
+  vcore_yield();
+  __builtin_unreachable();  // vcore_yield starts the vcore afresh
+}
+
 void sched_entry() {
   uint32_t id = vcore_id();
   VcoreSched &vs = g_vcores[id];
   if (vs.idle_since_ns != 0) {
     bump(vs.idle_ns, now_ns() - vs.idle_since_ns);
     vs.idle_since_ns = 0;
+  }
+  bool spare = is_spare(id);
+  if (spare) {
+    if (vs.retire.exchange(false, std::memory_order_acq_rel)) leave_spare(vs);
+    vs.tick_stopping = false;
   }
   arm_tick(id);
   for (;;) {
@@ -247,6 +276,7 @@ void sched_entry() {
     // Without automatic requests a vcore in use keeps its core: poll
     // (events included), as the seed's experiments do. Vcores beyond the
     // ones in use still go away.
+    if (spare) leave_spare(vs);
     if (g_can_request.load(std::memory_order_relaxed) ||
         static_cast<int>(id) >= g_num_queues.load(std::memory_order_relaxed))
       break;
@@ -287,7 +317,15 @@ void thread_paused(struct uthread *uth) {
 }
 
 void thread_blockon_sysc(struct uthread *, void *) {}
-void thread_has_blocked(struct uthread *, int) {}
+// A blocking primitive calls this under its queue's lock, just before the
+// thread goes on the queue: a cancellable wait is now kickable
+// (upthread_cancel's wakeup takes the same lock and finds it queued).
+void thread_has_blocked(struct uthread *uth, int) {
+  struct upthread *t = of(uth);
+  uint32_t w = t->cwait.load(std::memory_order_relaxed);
+  if (wait_state(w) == kWaitPreparing)
+    t->cwait.compare_exchange_strong(w, with_state(w, kWaitBlocked), std::memory_order_acq_rel);
+}
 
 void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
   fprintf(stderr, "upthread: thread %p took signal %d (code %d) at %p\n", static_cast<void *>(uth),
@@ -301,9 +339,10 @@ struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_pau
 
 void print_stats() {
   fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");
-  for (int i = 0; i < g_max; ++i) {
+  for (int i = 0; i < g_nv; ++i) {
     struct upthread_vcore_stats st {};
     upthread_get_vcore_stats(static_cast<uint32_t>(i), &st);
+    if (i >= g_max && st.switches == 0) continue;  // a spare never used
     fprintf(stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %8llu %7.1f\n", i,
             static_cast<unsigned long long>(st.switches), static_cast<unsigned long long>(st.steals),
             static_cast<unsigned long long>(st.preemptions), static_cast<unsigned long long>(st.events),
@@ -351,19 +390,32 @@ bool yield_directly() {
   return true;
 }
 
+// The stuck-vcore monitor's view of the scheduler (monitor.cpp).
+int vcore_slots() { return g_nv; }
+uint64_t vcore_switches(uint32_t id) {
+  return g_vcores[id].switches.load(std::memory_order_relaxed);
+}
+bool threads_queued() {
+  for (int i = 0; i < g_nv; ++i)
+    if (g_vcores[i].length.load(std::memory_order_relaxed) != 0) return true;
+  return false;
+}
+void retire_spare(uint32_t id) { g_vcores[id].retire.store(true, std::memory_order_release); }
+
 void init() {
   g_max = max_vcores();
   if (g_max <= 0) {
     fprintf(stderr, "upthread: cannot initialise vcores (check PARLIB_VCORES)\n");
     exit(2);
   }
-  void *mem = aligned_alloc(alignof(VcoreSched), sizeof(VcoreSched) * static_cast<size_t>(g_max));
+  g_nv = g_max + max_spare_vcores();
+  void *mem = aligned_alloc(alignof(VcoreSched), sizeof(VcoreSched) * static_cast<size_t>(g_nv));
   if (mem == nullptr) {
     fprintf(stderr, "upthread: out of memory\n");
     exit(2);
   }
   g_vcores = static_cast<VcoreSched *>(mem);
-  for (int i = 0; i < g_max; ++i) {
+  for (int i = 0; i < g_nv; ++i) {
     new (&g_vcores[i]) VcoreSched;
     g_vcores[i].rng = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
   }
@@ -403,7 +455,7 @@ void upthread_set_num_vcores(int num) {
 }
 
 int upthread_get_vcore_stats(uint32_t vcoreid, struct upthread_vcore_stats *out) {
-  if (out == nullptr || static_cast<int>(vcoreid) >= g_max) return EINVAL;
+  if (out == nullptr || static_cast<int>(vcoreid) >= g_nv) return EINVAL;
   VcoreSched &vs = g_vcores[vcoreid];
   out->switches = vs.switches.load(std::memory_order_relaxed);
   out->steals = vs.steals.load(std::memory_order_relaxed);

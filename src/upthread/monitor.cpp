@@ -1,0 +1,119 @@
+// The stuck-vcore monitor: a kernel thread that samples the vcores every
+// period and, while some are stuck in the kernel with threads queued,
+// brings spare vcores online to run those threads; it retires the spares
+// once the vcores they stand in for are back. See docs/upthread.md
+// ("Vcores stuck in the kernel").
+#include <parlib/vcore.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <linux/futex.h>
+#include <memory>
+#include <mutex>
+
+#include "upthread/upthread_internal.h"
+
+namespace parlib::detail::upthread_impl {
+namespace {
+
+std::atomic<uint64_t> g_check_us{0};
+// Bumped by every change of the period; the monitor sleeps on it while off.
+std::atomic<uint32_t> g_period_changes{0};
+std::once_flag g_start_once;
+
+// What the last sample saw of one vcore.
+struct Sample {
+  uint64_t switches = 0;
+  bool blocked = false;
+};
+
+void sleep_us(uint64_t us) {
+  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+  clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+}
+
+// A vcore is stuck when two samples in a row find its task asleep in the
+// kernel and it has not switched threads in between: a blocking system
+// call or fault of the thread it runs, for at least one period. (An idle
+// vcore goes offline before it sleeps, so it never counts.)
+int count_stuck(Sample *seen, int slots) {
+  int stuck = 0;
+  for (int v = 0; v < slots; ++v) {
+    auto id = static_cast<uint32_t>(v);
+    uint64_t switches = vcore_switches(id);
+    // procfs only for a vcore that has not moved: the common case is cheap.
+    bool blocked = switches == seen[v].switches && vcore_blocked_in_kernel(id);
+    if (blocked && seen[v].blocked) ++stuck;
+    seen[v] = {switches, blocked};
+  }
+  return stuck;
+}
+
+// Makes the number of online spares match the number of stuck vcores
+// (spares included: a stuck spare needs standing in for too), but asks for
+// spares only while threads are queued.
+void balance_spares(const Sample *seen, int stuck) {
+  int first = max_vcores(), slots = vcore_slots();
+  int online = 0;
+  for (int v = first; v < slots; ++v) online += vcore_is_online(static_cast<uint32_t>(v));
+  if (stuck > online && threads_queued()) {
+    for (int i = online; i < stuck; ++i)
+      if (vcore_request_spare() < 0) break;  // all spares out
+  } else if (online > stuck) {
+    // Retire the idle-most: spares not stuck themselves, highest ids first.
+    int excess = online - stuck;
+    for (int v = slots - 1; v >= first && excess > 0; --v) {
+      if (!vcore_is_online(static_cast<uint32_t>(v)) || seen[v].blocked) continue;
+      retire_spare(static_cast<uint32_t>(v));
+      --excess;
+    }
+  }
+}
+
+void *monitor_main(void *) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);  // the runtime's signals are not for it
+  int slots = vcore_slots();
+  std::unique_ptr<Sample[]> seen(new Sample[static_cast<size_t>(slots)]);
+  for (;;) {
+    uint32_t changes = g_period_changes.load(std::memory_order_acquire);
+    uint64_t us = g_check_us.load(std::memory_order_acquire);
+    if (us == 0) {
+      syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_period_changes), FUTEX_WAIT_PRIVATE,
+              changes, nullptr, nullptr, 0);
+      continue;
+    }
+    sleep_us(us);
+    balance_spares(seen.get(), count_stuck(seen.get(), slots));
+  }
+}
+
+void start_monitor() {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, monitor_main, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) fprintf(stderr, "upthread: cannot start the stuck-vcore monitor (error %d)\n", err);
+}
+
+}  // namespace
+}  // namespace parlib::detail::upthread_impl
+
+using namespace parlib::detail::upthread_impl;
+
+extern "C" void upthread_set_stuck_check_period(uint64_t usec) {
+  g_check_us.store(usec, std::memory_order_release);
+  g_period_changes.fetch_add(1, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_period_changes), FUTEX_WAKE_PRIVATE, 1,
+          nullptr, nullptr, 0);
+  if (usec != 0 && max_spare_vcores() > 0) std::call_once(g_start_once, start_monitor);
+}
