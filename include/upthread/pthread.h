@@ -103,6 +103,10 @@
 #define pthread_getspecific upthread_getspecific
 #define pthread_once upthread_once
 #define pthread_kill upthread_kill
+#define pthread_cancel upthread_cancel
+#define pthread_setcancelstate upthread_setcancelstate
+#define pthread_setcanceltype upthread_setcanceltype
+#define pthread_testcancel upthread_testcancel
 #define pthread_sigmask upthread_sigmask
 #define sem_init upsem_init
 #define sem_destroy upsem_destroy

@@ -1,6 +1,8 @@
 // Thread lifecycle: create, exit, join, detach, self, kill; and the
 // constructor that makes main thread0 before main() runs.
+#include <parlib/atomic.h>
 #include <parlib/uthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
@@ -44,14 +46,77 @@ void exit_cb(struct uthread *uth, void *) {
   count_live(-1);
 }
 
+// A join in progress: the target, and the joiner's cwait value while it
+// prepares (see cancel_wait_begin).
+struct JoinWait {
+  struct upthread *target;
+  struct upthread *joiner;
+  uint32_t token;
+};
+
 // Vcore context: the joiner registers itself, unless the target exited
 // meanwhile (then the joiner continues at once).
 void join_cb(struct uthread *joiner, void *arg) {
-  auto *t = static_cast<struct upthread *>(arg);
+  auto *j = static_cast<JoinWait *>(arg);
+  struct upthread *t = j->target;
+  uint32_t token = j->token;  // j lives on the joiner's stack: read it first
   uintptr_t expected = kJoinable;
   if (!t->join_state.compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(joiner),
-                                             std::memory_order_acq_rel))
+                                             std::memory_order_acq_rel)) {
     uthread_runnable(joiner);
+    return;
+  }
+  // Registered: a canceller may now take the joiner back (join_kick). The
+  // token makes this a no-op if the joiner was woken and has moved on.
+  of(joiner)->cwait.compare_exchange_strong(token, with_state(token, kWaitBlocked),
+                                            std::memory_order_acq_rel);
+}
+
+// upthread_cancel's kick of a joiner blocked in join_cb's registration:
+// unregister it (the target stays joinable, as glibc leaves it) and wake
+// it, unless the target's exit got there first (then exit_cb wakes it).
+void join_kick(void *arg) {
+  auto *j = static_cast<JoinWait *>(arg);
+  auto expected = reinterpret_cast<uintptr_t>(&j->joiner->uth);
+  if (j->target->join_state.compare_exchange_strong(expected, kJoinable,
+                                                    std::memory_order_acq_rel))
+    uthread_runnable(&j->joiner->uth);
+}
+
+// Lets the thread that cancel_wakeup waits for run.
+void relax() {
+  if (in_vcore_context()) {
+    cpu_relax();
+  } else if (uthread_self() != nullptr) {
+    upthread_yield();
+  } else {
+    sched_yield();
+  }
+}
+
+// upthread_cancel's second half: if t is in a cancellable wait, end its
+// block with the wait's kick (once t is really blocked; until then t is
+// about to notice the request or to block).
+void cancel_wakeup(struct upthread *t) {
+  for (;;) {
+    uint32_t w = t->cwait.load(std::memory_order_seq_cst);
+    switch (wait_state(w)) {
+      case kWaitNone:
+      case kWaitKicking:
+      case kWaitKicked:
+        return;
+      case kWaitBlocked:
+        if (t->cwait.compare_exchange_strong(w, with_state(w, kWaitKicking),
+                                             std::memory_order_acq_rel)) {
+          t->cwait_kick(t->cwait_arg);
+          t->cwait.store(with_state(w, kWaitKicked), std::memory_order_release);
+          return;
+        }
+        break;
+      default:  // preparing, or nested inside the preparation
+        relax();
+    }
+  }
 }
 
 }  // namespace
@@ -165,6 +230,7 @@ void upthread_exit(void *retval) {
   struct upthread *t = of(uthread_self());
   if (t == nullptr) abort();  // not a upthread: nothing sensible to do
   t->retval = retval;
+  t->cancel.fetch_or(kCancelExiting, std::memory_order_relaxed);  // no more cancellation points
   uthread_run_destructors();
   uthread_yield(false, exit_cb, nullptr);
   __builtin_unreachable();
@@ -176,7 +242,21 @@ int upthread_join(upthread_t thread, void **retval) {
   uintptr_t state = thread->join_state.load(std::memory_order_acquire);
   if (state == kDetached) return EINVAL;
   if (state != kJoinable && state != kExited) return EINVAL;  // someone else joins it
-  if (state != kExited) uthread_yield(true, join_cb, thread);
+  if (state != kExited) {
+    // A cancellation point (a thread that is not a upthread has none).
+    struct upthread *self = upthread_self();
+    JoinWait j{thread, self, 0};
+    if (self != nullptr && !cancel_wait_begin(self, join_kick, &j, &j.token))
+      upthread_exit(UPTHREAD_CANCELED);
+    uthread_yield(true, join_cb, &j);
+    if (self != nullptr) {
+      cancel_wait_end(self);
+      if (thread->join_state.load(std::memory_order_acquire) != kExited) {
+        // Taken back by join_kick: the target stays joinable.
+        upthread_exit(UPTHREAD_CANCELED);
+      }
+    }
+  }
   if (retval != nullptr) *retval = thread->retval;
   reclaim(thread);
   return 0;
@@ -195,6 +275,48 @@ int upthread_detach(upthread_t thread) {
 }
 
 upthread_t upthread_self(void) { return of(uthread_self()); }
+
+int upthread_cancel(upthread_t thread) {
+  if (thread == nullptr) return ESRCH;
+  // seq_cst: see cancel_due.
+  uint32_t prev = thread->cancel.fetch_or(kCancelPending, std::memory_order_seq_cst);
+  // A repeated request changes nothing; a disabled or exiting thread is
+  // not in a cancellable wait (and enabling is up to it).
+  if (prev & (kCancelPending | kCancelDisabled | kCancelExiting)) return 0;
+  cancel_wakeup(thread);
+  return 0;
+}
+
+int upthread_setcancelstate(int state, int *oldstate) {
+  struct upthread *t = upthread_self();
+  if (t == nullptr) return EPERM;
+  if (state != UPTHREAD_CANCEL_ENABLE && state != UPTHREAD_CANCEL_DISABLE) return EINVAL;
+  // Only the thread writes its state bits; relaxed, since a canceller that
+  // reads a stale state only skips a wakeup the thread does not need yet.
+  uint32_t prev = state == UPTHREAD_CANCEL_DISABLE
+                      ? t->cancel.fetch_or(kCancelDisabled, std::memory_order_relaxed)
+                      : t->cancel.fetch_and(~kCancelDisabled, std::memory_order_relaxed);
+  if (oldstate != nullptr)
+    *oldstate = (prev & kCancelDisabled) ? UPTHREAD_CANCEL_DISABLE : UPTHREAD_CANCEL_ENABLE;
+  return 0;
+}
+
+int upthread_setcanceltype(int type, int *oldtype) {
+  struct upthread *t = upthread_self();
+  if (t == nullptr) return EPERM;
+  if (type != UPTHREAD_CANCEL_DEFERRED && type != UPTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
+  uint32_t prev = type == UPTHREAD_CANCEL_ASYNCHRONOUS
+                      ? t->cancel.fetch_or(kCancelAsync, std::memory_order_relaxed)
+                      : t->cancel.fetch_and(~kCancelAsync, std::memory_order_relaxed);
+  if (oldtype != nullptr)
+    *oldtype = (prev & kCancelAsync) ? UPTHREAD_CANCEL_ASYNCHRONOUS : UPTHREAD_CANCEL_DEFERRED;
+  return 0;
+}
+
+void upthread_testcancel(void) {
+  struct upthread *t = upthread_self();
+  if (t != nullptr && cancel_due(t)) upthread_exit(UPTHREAD_CANCELED);
+}
 
 int upthread_equal(upthread_t a, upthread_t b) { return a == b; }
 

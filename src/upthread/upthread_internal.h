@@ -30,6 +30,12 @@ struct alignas(64) upthread {
   size_t guard_size = 0;
   sigset_t sigmask{};
   std::atomic<uint64_t> pending_signals{0};  // bit n-1: signal n, from upthread_kill
+  // Cancellation (threads.cpp): kCancel* bits, and the cancellable wait in
+  // progress (kWait*) with how upthread_cancel wakes it: kick(kick_arg).
+  std::atomic<uint32_t> cancel{0};
+  std::atomic<uint32_t> cwait{0};
+  void (*cwait_kick)(void *) = nullptr;
+  void *cwait_arg = nullptr;
 };
 
 namespace parlib::detail::upthread_impl {
@@ -37,6 +43,94 @@ namespace parlib::detail::upthread_impl {
 constexpr uintptr_t kJoinable = 0;
 constexpr uintptr_t kExited = 1;
 constexpr uintptr_t kDetached = 2;
+
+// Cancellation bits. Pending: upthread_cancel was called. Disabled and
+// Async: the thread's state and type. Exiting: the thread is on its way out
+// (acting on a cancellation or exiting), so cancellation points no longer act.
+constexpr uint32_t kCancelPending = 1;
+constexpr uint32_t kCancelDisabled = 2;
+constexpr uint32_t kCancelAsync = 4;
+constexpr uint32_t kCancelExiting = 8;
+
+// A cancellable wait's progress, in upthread::cwait: a state (low byte) and
+// a generation (the rest, bumped by each wait, so that a late step of an
+// old wait cannot move a new one). Only the thread itself moves it out of
+// kWaitNone. Its block moves kWaitPreparing to kWaitBlocked once the thread
+// is on its wait queue (thread_has_blocked, under the queue's lock; join_cb
+// for a join); upthread_cancel moves kWaitBlocked to kWaitKicking, calls
+// the kick, then kWaitKicked. kWaitNested: the thread blocks on something
+// else inside the wait's preparation (cancel_wait_suspend).
+constexpr uint32_t kWaitNone = 0;
+constexpr uint32_t kWaitPreparing = 1;
+constexpr uint32_t kWaitBlocked = 2;
+constexpr uint32_t kWaitKicking = 3;
+constexpr uint32_t kWaitKicked = 4;
+constexpr uint32_t kWaitNested = 5;
+constexpr uint32_t kWaitStateMask = 0xff;
+inline uint32_t wait_state(uint32_t w) { return w & kWaitStateMask; }
+inline uint32_t with_state(uint32_t w, uint32_t state) { return (w & ~kWaitStateMask) | state; }
+
+// True when t has a cancellation pending that it must act on at a
+// cancellation point (enabled, not already exiting).
+inline bool cancel_due(const struct upthread *t) {
+  // seq_cst: pairs with upthread_cancel's fetch_or and its load of cwait
+  // (Dekker): either the thread sees the request here, or the canceller
+  // sees the wait published by cancel_wait_begin.
+  uint32_t c = t->cancel.load(std::memory_order_seq_cst);
+  return (c & (kCancelPending | kCancelDisabled | kCancelExiting)) == kCancelPending;
+}
+
+// Starts a cancellable wait of t (the caller): publishes kick(arg), which
+// makes the coming block end (a futex wake, ...; it may run after the wait
+// has ended, so it must be harmless then). Returns false, publishing
+// nothing, when a cancellation is due: the caller acts on it instead of
+// waiting. With cancellation disabled nothing is published (only t can
+// enable it, and it is busy waiting). *token (if given): cwait's value
+// while this wait prepares.
+inline bool cancel_wait_begin(struct upthread *t, void (*kick)(void *), void *arg,
+                              uint32_t *token = nullptr) {
+  uint32_t w = with_state(t->cwait.load(std::memory_order_relaxed) + (kWaitStateMask + 1),
+                          kWaitPreparing);
+  if (token != nullptr) *token = w;
+  if (t->cancel.load(std::memory_order_relaxed) & (kCancelDisabled | kCancelExiting)) return true;
+  t->cwait_kick = kick;
+  t->cwait_arg = arg;
+  t->cwait.store(w, std::memory_order_seq_cst);
+  if (cancel_due(t)) {
+    t->cwait.store(with_state(w, kWaitNone), std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+// Ends the wait begun by cancel_wait_begin (after the block, however it
+// ended). Waits out a canceller that is running the kick, which may still
+// use the wait object.
+inline void cancel_wait_end(struct upthread *t) {
+  for (;;) {
+    uint32_t w = t->cwait.load(std::memory_order_acquire);
+    if (wait_state(w) == kWaitNone) return;
+    if (wait_state(w) == kWaitKicking) {
+      upthread_yield();  // the canceller may be queued on this vcore
+      continue;
+    }
+    if (t->cwait.compare_exchange_weak(w, with_state(w, kWaitNone), std::memory_order_acq_rel))
+      return;
+  }
+}
+
+// Around a block inside a cancellable wait's preparation that is not the
+// wait itself (a lazy initialisation, say): a canceller keeps waiting for
+// the real block meanwhile. Returns what cancel_wait_resume restores.
+inline uint32_t cancel_wait_suspend(struct upthread *t) {
+  uint32_t w = t->cwait.load(std::memory_order_relaxed);
+  if (wait_state(w) != kWaitPreparing) return 0;
+  t->cwait.store(with_state(w, kWaitNested), std::memory_order_relaxed);
+  return w;
+}
+inline void cancel_wait_resume(struct upthread *t, uint32_t saved) {
+  if (saved != 0) t->cwait.store(saved, std::memory_order_relaxed);
+}
 
 inline struct upthread *of(struct uthread *uth) { return reinterpret_cast<struct upthread *>(uth); }
 
