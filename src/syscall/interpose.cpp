@@ -243,17 +243,31 @@ void sleep_rel(const struct timespec &rel) {
   sleep_until(CLOCK_MONOTONIC, ns_to_ts(deadline));
 }
 
+// A zero-timeout readiness call from a uthread. The runtime's notification
+// and preemption signals land on the vcore's task at any time, and a signal
+// handled during poll, select or epoll_wait makes it fail with EINTR even
+// with a zero timeout (SA_RESTART does not restart them). A uthread's call
+// is not interrupted by signals (docs/syscall.md), so ask again; a handler
+// of the program's has run by then.
+template <typename Check>
+int check_now(Check check) {
+  for (;;) {
+    int r = check();
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+
 // The poll-like calls: asks the kernel with a zero timeout, and until it
 // answers or the deadline passes, waits for readiness on the ring.
 // check() is that zero-timeout call; returns its result.
 template <typename Check>
 int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check check) {
-  int r = check();
+  int r = check_now(check);
   if (r != 0 || timeout_ns == 0) return r;
   uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
   for (;;) {
     if (!wait_any_ready(fds, n, deadline)) return INT_MIN;  // no ring
-    r = check();
+    r = check_now(check);
     if (r != 0) return r;
     if (deadline != 0 && monotonic_ns() >= deadline) return 0;
   }
@@ -474,7 +488,8 @@ PARLIB_API int fdatasync(int fd) {
 // readiness and asks again, until it answers or the timeout passes. With
 // helper threads the whole call runs there.
 PARLIB_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
-  if (!can_block_async() || timeout == 0) return REAL(poll)(fds, n, timeout);
+  if (!can_block_async()) return REAL(poll)(fds, n, timeout);
+  if (timeout == 0) return check_now([&] { return REAL(poll)(fds, n, 0); });
   int64_t tns = timeout < 0 ? -1 : int64_t{timeout} * 1000000;
   if (syscall_backend() == PARLIB_SYSC_IO_URING) {
     int r = poll_loop(fds, n, tns, [&] { return REAL(poll)(fds, n, 0); });
@@ -488,9 +503,10 @@ PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                      const sigset_t *sigmask) {
   // An invalid timeout fails at once in the real call. The signal mask is
   // not applied in uthread context (see docs/syscall.md).
-  if (!can_block_async() || (tmo != nullptr && !timespec_valid(tmo)) ||
-      (tmo != nullptr && tmo->tv_sec == 0 && tmo->tv_nsec == 0))
+  if (!can_block_async() || (tmo != nullptr && !timespec_valid(tmo)))
     return REAL(ppoll)(fds, n, tmo, sigmask);
+  if (tmo != nullptr && tmo->tv_sec == 0 && tmo->tv_nsec == 0)
+    return check_now([&] { return REAL(ppoll)(fds, n, tmo, sigmask); });
   int64_t tns = -1;
   if (tmo != nullptr)
     tns = tmo->tv_sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX / 2
@@ -505,7 +521,8 @@ PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 }
 
 PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
-  if (!can_block_async() || timeout == 0) return REAL(epoll_wait)(epfd, events, maxevents, timeout);
+  if (!can_block_async()) return REAL(epoll_wait)(epfd, events, maxevents, timeout);
+  if (timeout == 0) return check_now([&] { return REAL(epoll_wait)(epfd, events, maxevents, 0); });
   int64_t tns = timeout < 0 ? -1 : int64_t{timeout} * 1000000;
   if (syscall_backend() == PARLIB_SYSC_IO_URING) {
     struct pollfd pfd = {epfd, POLLIN, 0};
@@ -519,9 +536,11 @@ PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, i
 
 PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
   if (!can_block_async() || nfds < 0 || nfds > FD_SETSIZE ||
-      (tv != nullptr && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)) ||
-      (tv != nullptr && tv->tv_sec == 0 && tv->tv_usec == 0))
+      (tv != nullptr && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)))
     return REAL(select)(nfds, rd, wr, ex, tv);
+  // Interrupted, select leaves the sets alone: asking again is safe.
+  if (tv != nullptr && tv->tv_sec == 0 && tv->tv_usec == 0)
+    return check_now([&] { return REAL(select)(nfds, rd, wr, ex, tv); });
   if (syscall_backend() == PARLIB_SYSC_IO_URING) {
     // The sets the caller passed, to ask again after every wake-up.
     fd_set in_rd, in_wr, in_ex;
