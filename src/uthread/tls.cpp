@@ -2,8 +2,10 @@
 // the thread pointer, tcbhead_t (the start of struct pthread) at it". We let
 // glibc build each block (_dl_allocate_tls: it knows every module's offset,
 // init image and the DTV format) and fill in the tcbhead_t fields that glibc
-// itself sets only in threads it creates. The assumptions, all checked at
-// init or by tests, are listed in docs/design.md.
+// itself sets only in threads it creates. Released TCBs are cached and made
+// new again the way glibc renews the TCB of a cached thread stack
+// (_dl_allocate_tls_init). The assumptions, all checked at init or by tests,
+// are listed in docs/design.md.
 #include "uthread/tls.h"
 
 #include <dlfcn.h>
@@ -16,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+
+#include <parlib/spinlock.h>
 
 #include "common/raw_log.h"
 #include "vcore/arch/arch.h"
@@ -31,11 +35,17 @@ constexpr size_t kTcbStackGuard = 0x28;      // -fstack-protector canary
 constexpr size_t kTcbPointerGuard = 0x30;    // PTR_MANGLE key (setjmp, atexit)
 constexpr size_t kTcbFeature1 = 0x48;        // CET feature bits
 
+constexpr size_t kTcbDtv = 0x08;              // dtv_t *dtv
+
 using AllocateTlsFn = void *(*)(void *);
+// glibc 2.39 added a second parameter (false only for the main thread's
+// TLS, which ld.so initialises itself); earlier versions ignore it.
+using AllocateTlsInitFn = void *(*)(void *, bool);
 using DeallocateTlsFn = void (*)(void *, bool);
 using CallTlsDtorsFn = void (*)();
 
 AllocateTlsFn g_allocate_tls = nullptr;
+AllocateTlsInitFn g_allocate_tls_init = nullptr;
 DeallocateTlsFn g_deallocate_tls = nullptr;
 CallTlsDtorsFn g_call_tls_dtors = nullptr;
 
@@ -99,6 +109,31 @@ void find_sanitizer_keys() {
 }
 #endif
 
+// A DTV entry (glibc's dtv_t, stable since 2.26): dtv[-1].counter is the
+// number of entries allocated, dtv[0].counter the generation it reflects,
+// dtv[m] module m's block; to_free is what malloc returned for a block that
+// __tls_get_addr allocated (NULL for static TLS and unallocated entries).
+union DtvEntry {
+  size_t counter;
+  struct {
+    void *val;
+    void *to_free;
+  } pointer;
+};
+static_assert(sizeof(DtvEntry) == 16);
+
+// Released TCBs kept for reuse (see release() and renew()). Bounded: beyond
+// the bound TCBs go back to glibc, their libc blocks to g_libc_pool. The
+// link lives in the TCB's first word (tcbhead_t.tcb), rewritten on reuse.
+constexpr int kMaxCachedTcbs = 128;
+constexpr size_t kMaxLibcBlock = 1024;  // renew() saves libc's block on the stack
+spin_pdr_lock_t g_tcb_cache_lock = SPINPDR_INITIALIZER;
+void *g_tcb_cache = nullptr;
+int g_num_cached_tcbs = 0;
+// sizeof(struct pthread), which starts with tcbhead_t: the part of the TCB
+// that _dl_allocate_tls zeroes. 0 disables the cache.
+size_t g_pthread_size = 0;
+
 // Saved libc blocks of released TCBs, handed to new ones (see release()).
 std::mutex g_libc_pool_lock;
 struct LibcState {
@@ -146,6 +181,7 @@ int find_tls_modules(dl_phdr_info *info, size_t, void *) {
 
 void init() {
   g_allocate_tls = resolve<AllocateTlsFn>("_dl_allocate_tls");
+  g_allocate_tls_init = resolve<AllocateTlsInitFn>("_dl_allocate_tls_init");
   g_deallocate_tls = resolve<DeallocateTlsFn>("_dl_deallocate_tls");
   g_call_tls_dtors = resolve<CallTlsDtorsFn>("__call_tls_dtors");
   if (g_allocate_tls == nullptr || g_deallocate_tls == nullptr || g_call_tls_dtors == nullptr)
@@ -158,6 +194,13 @@ void init() {
   PARLIB_CHECK(at<void *>(tp, kTcbSelfTcb) == tp, "unexpected TCB layout");
   g_errno_offset = reinterpret_cast<char *>(&errno) - static_cast<char *>(tp);
   dl_iterate_phdr(find_tls_modules, nullptr);
+  // The TCB cache needs glibc's TLS initialiser and the size of struct
+  // pthread (published for libthread_db); without them every uthread gets
+  // a fresh TCB, as before the cache.
+  auto *pthread_size = resolve<const uint32_t *>("_thread_db_sizeof_pthread");
+  if (g_allocate_tls_init != nullptr && pthread_size != nullptr && *pthread_size >= kTcbFeature1 &&
+      g_libc_size <= kMaxLibcBlock)
+    g_pthread_size = *pthread_size;
 #ifdef PARLIB_ASAN
   find_sanitizer_keys();
 #endif
@@ -171,9 +214,10 @@ void init() {
   }
 }
 
-void *allocate() {
-  void *tcb = g_allocate_tls(nullptr);
-  if (tcb == nullptr) raw_fatal("out of memory allocating a uthread TLS block");
+namespace {
+
+// The tcbhead_t fields glibc fills in only for threads it creates.
+void fill_tcbhead(void *tcb) {
   at<void *>(tcb, kTcbSelfTcb) = tcb;
   at<void *>(tcb, kTcbSelf) = tcb;
   // The process has several kernel tasks (the vcores), so glibc must take
@@ -183,6 +227,57 @@ void *allocate() {
   at<uintptr_t>(tcb, kTcbPointerGuard) = g_pointer_guard;
   at<uint32_t>(tcb, kTcbFeature1) = g_feature_1;
   if (g_have_rseq) at<int32_t>(tcb, g_rseq_cpu_id_offset) = -2;  // RSEQ_CPU_ID_REGISTRATION_FAILED
+}
+
+void *take_cached_tcb() {
+  spin_pdr_lock(&g_tcb_cache_lock);
+  void *tcb = g_tcb_cache;
+  if (tcb != nullptr) {
+    g_tcb_cache = at<void *>(tcb, kTcbSelfTcb);
+    --g_num_cached_tcbs;
+  }
+  spin_pdr_unlock(&g_tcb_cache_lock);
+  return tcb;
+}
+
+// Makes a released TCB what _dl_allocate_tls returns, except for libc's own
+// block (malloc's tcache and arena: see release()), which it keeps, errno
+// reset. The steps are those glibc takes for the TCB of a thread stack it
+// reuses: free the dynamic TLS blocks __tls_get_addr allocated, clear the
+// DTV, let _dl_allocate_tls_init copy every module's initialisation image
+// (modules dlopen'ed meanwhile included; it grows the DTV if there are more
+// modules now) and set the DTV's generation. Unlike glibc we also zero
+// struct pthread, as _dl_allocate_tls does: its pthread_setspecific slots
+// and other fields must not carry the previous uthread's values.
+void renew(void *tcb) {
+  char libc_block[kMaxLibcBlock];
+  char *libc = static_cast<char *>(tcb) + g_libc_offset;
+  memcpy(libc_block, libc, g_libc_size);
+  auto *dtv = at<DtvEntry *>(tcb, kTcbDtv);
+  size_t entries = dtv[-1].counter;
+  for (size_t m = 1; m <= entries; ++m)
+    if (dtv[m].pointer.to_free != nullptr) free(dtv[m].pointer.to_free);
+  memset(dtv, 0, (entries + 1) * sizeof(DtvEntry));
+  memset(tcb, 0, g_pthread_size);
+  at<DtvEntry *>(tcb, kTcbDtv) = dtv;
+  if (g_allocate_tls_init(tcb, true) == nullptr)
+    raw_fatal("out of memory initialising a uthread TLS block");
+  memcpy(libc, libc_block, g_libc_size);
+  at<int>(tcb, g_errno_offset) = 0;
+}
+
+}  // namespace
+
+void *allocate() {
+  void *tcb = g_pthread_size != 0 ? take_cached_tcb() : nullptr;
+  if (tcb != nullptr) {
+    renew(tcb);
+    fill_tcbhead(tcb);
+    return tcb;
+  }
+  tcb = g_allocate_tls(nullptr);
+  if (tcb == nullptr) raw_fatal("out of memory allocating a uthread TLS block");
+  fill_tcbhead(tcb);
 
   LibcState *saved = nullptr;
   if (g_libc_size != 0) {
@@ -199,6 +294,20 @@ void *allocate() {
 }
 
 void release(void *tcb, bool keep_libc_state) {
+  // Only a TCB whose destructors ran is cached: its libc block is then
+  // fit for another uthread (no per-thread locale, see
+  // uthread_run_destructors).
+  if (keep_libc_state && g_pthread_size != 0) {
+    spin_pdr_lock(&g_tcb_cache_lock);
+    bool cached = g_num_cached_tcbs < kMaxCachedTcbs;
+    if (cached) {
+      at<void *>(tcb, kTcbSelfTcb) = g_tcb_cache;
+      g_tcb_cache = tcb;
+      ++g_num_cached_tcbs;
+    }
+    spin_pdr_unlock(&g_tcb_cache_lock);
+    if (cached) return;
+  }
   if (keep_libc_state && g_libc_size != 0) {
     auto *saved = static_cast<LibcState *>(malloc(sizeof(LibcState) + g_libc_size));
     if (saved != nullptr) {

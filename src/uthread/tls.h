@@ -9,13 +9,18 @@ namespace parlib::detail::tls {
 void init();
 
 // A new TCB: glibc's static TLS image for every loaded module, a DTV for
-// dynamic TLS, a self-describing tcbhead_t. Aborts when out of memory.
+// dynamic TLS with no block allocated, a self-describing tcbhead_t, the
+// rest of struct pthread zeroed, errno 0. It may be a released TCB made new
+// (then it carries a previous uthread's libc malloc state, see release()).
+// Uthread or vcore context; aborts when out of memory.
 void *allocate();
 
-// Frees a TCB from allocate(). With keep_libc_state, glibc's own
-// per-thread block (malloc's tcache and arena, resolver state) is kept for
-// the next allocate() instead of being leaked: glibc frees that state only
-// in threads it created itself.
+// Gives back a TCB from allocate(). With keep_libc_state (the uthread's
+// destructors ran), the TCB is cached for a later allocate(), or, when the
+// cache is full, freed with glibc's own per-thread block (malloc's tcache and
+// arena, resolver state) kept for the next allocate() instead of being
+// leaked: glibc frees that state only in threads it created itself.
+// Uthread or vcore context; never on the TCB the caller runs on.
 void release(void *tcb, bool keep_libc_state);
 
 // Called by the kernel task whose own TCB is tcb before it hands that TCB
