@@ -1,6 +1,7 @@
 // Thread lifecycle: create, exit, join, detach, self, kill; and the
 // constructor that makes main thread0 before main() runs.
 #include <parlib/atomic.h>
+#include <parlib/spinlock.h>
 #include <parlib/uthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,11 +27,68 @@ void thread_start() {
   upthread_exit(t->start(t->arg));
 }
 
+// Exited threads' structs, each with its stack, kept for upthread_create
+// (bounded; linked through next): creating a thread with the stack size
+// and guard of a cached one then allocates nothing.
+constexpr int kCachedThreads = 64;
+spin_pdr_lock_t g_thread_cache_lock = SPINPDR_INITIALIZER;
+struct upthread *g_thread_cache = nullptr;
+int g_num_cached_threads = 0;
+
+struct upthread *take_cached_thread() {
+  spin_pdr_lock(&g_thread_cache_lock);
+  struct upthread *t = g_thread_cache;
+  if (t != nullptr) {
+    g_thread_cache = t->next;
+    --g_num_cached_threads;
+  }
+  spin_pdr_unlock(&g_thread_cache_lock);
+  return t;
+}
+
 void free_thread(struct upthread *t) {
   uthread_cleanup(&t->uth);
+  spin_pdr_lock(&g_thread_cache_lock);
+  bool cached = g_num_cached_threads < kCachedThreads;
+  if (cached) {
+    t->next = g_thread_cache;
+    g_thread_cache = t;
+    ++g_num_cached_threads;
+  }
+  spin_pdr_unlock(&g_thread_cache_lock);
+  if (cached) return;
   stack_put(t->stack, t->stack_size, t->guard_size);
   t->~upthread();
   free(t);
+}
+
+// A thread struct in its initial state with a stack of the attribute's
+// size and guard: a cached one (its stack reused when it fits) or a new
+// one. Null when out of memory.
+struct upthread *new_thread(const upthread_attr_t *attr) {
+  struct upthread *t = take_cached_thread();
+  void *stack = nullptr;
+  if (t != nullptr) {
+    if (t->stack_size == attr->stacksize && t->guard_size == attr->guardsize)
+      stack = t->stack;
+    else
+      stack_put(t->stack, t->stack_size, t->guard_size);
+    t->~upthread();
+  } else {
+    void *mem = aligned_alloc(alignof(struct upthread), sizeof(struct upthread));
+    if (mem == nullptr) return nullptr;
+    t = static_cast<struct upthread *>(mem);
+  }
+  if (stack == nullptr) stack = stack_get(attr->stacksize, attr->guardsize);
+  if (stack == nullptr) {
+    free(t);
+    return nullptr;
+  }
+  t = new (t) struct upthread;
+  t->stack = stack;
+  t->stack_size = attr->stacksize;
+  t->guard_size = attr->guardsize;
+  return t;
 }
 
 // Vcore context, after the exiting thread's last switch: hand the thread
@@ -204,16 +262,8 @@ int upthread_create(upthread_t *thread, const upthread_attr_t *attr, void *(*sta
   upthread_attr_t defaults;
   upthread_attr_init(&defaults);
   if (attr == nullptr) attr = &defaults;
-  void *mem = aligned_alloc(alignof(struct upthread), sizeof(struct upthread));
-  if (mem == nullptr) return EAGAIN;
-  auto *t = new (mem) struct upthread;
-  t->stack_size = attr->stacksize;
-  t->guard_size = attr->guardsize;
-  t->stack = stack_get(t->stack_size, t->guard_size);
-  if (t->stack == nullptr) {
-    free(mem);
-    return EAGAIN;
-  }
+  struct upthread *t = new_thread(attr);
+  if (t == nullptr) return EAGAIN;
   t->start = start;
   t->arg = arg;
   if (attr->detachstate == UPTHREAD_CREATE_DETACHED) t->join_state.store(kDetached);
