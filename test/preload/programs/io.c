@@ -25,6 +25,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -473,13 +474,47 @@ static void files_and_sleeps(void) {
   printf("sleeps: nanosleep, usleep, clock_nanosleep\n");
 }
 
-/* io [PART]: runs every part, or only PART (ring, pipe, tcp, ready, files). */
+/* A fork child has only the forking task and no vcores: its blocking
+ * calls must be glibc's, and work (the parent's rings are not the child's). */
+static void fork_child_io(void) {
+  int to_child[2], from_child[2];
+  CHECK(pipe(to_child) == 0 && pipe(from_child) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    char buf[8];
+    struct pollfd p = {to_child[0], POLLIN, 0};
+    int ok = poll(&p, 1, 10) == 0; /* nothing written yet */
+    ok = ok && read(to_child[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0;
+    ok = ok && write(from_child[1], "world", 5) == 5;
+    struct timespec ts = {0, 1000000};
+    ok = ok && nanosleep(&ts, NULL) == 0;
+    _exit(ok ? 0 : 1);
+  }
+  usleep(30000); /* the child now waits in read() */
+  write_exact(to_child[1], "hello", 5);
+  char buf[5];
+  read_exact(from_child[0], buf, 5);
+  CHECK(memcmp(buf, "world", 5) == 0);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(to_child[0]);
+  close(to_child[1]);
+  close(from_child[0]);
+  close(from_child[1]);
+  printf("fork child: poll, read, write, nanosleep\n");
+}
+
+/* io [PART]: runs every part, or only PART (ring, pipe, tcp, ready, files,
+ * fork). */
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
     void (*run)(void);
   } parts[] = {{"ring", token_ring}, {"pipe", bulk_pipe}, {"tcp", tcp_echo},
-               {"ready", readiness}, {"files", files_and_sleeps}};
+               {"ready", readiness}, {"files", files_and_sleeps},
+               {"fork", fork_child_io}};
   alarm(60); /* a deadlock fails the test (SIGALRM) instead of hanging it */
   setvbuf(stdout, NULL, _IOLBF, 0);
   int ran = 0;
