@@ -181,24 +181,39 @@ SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, 
 // A sleeping upthread does not hold its vcore: a timeout on the vcore's
 // ring (an alarm with the helper-thread backend). libparlib's sleeps
 // never write rem (a uthread's sleep is not interrupted by signals).
+// A sleep is a cancellation point: while the caller's cancellation is
+// enabled, it is a timed futex wait that pthread_cancel can end
+// (cancellable_sleep, threads.cpp); a ring timeout cannot be interrupted.
 SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
   if (!on_uthread()) return REAL(nanosleep)(req, rem);
+  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, req)) {
+    if (rem != nullptr) *rem = timespec{0, 0};
+    return 0;
+  }
   return __parlib_nanosleep(req, rem);
 }
 
 SHIM_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                                 struct timespec *rem) {
   if (!on_uthread()) return REAL(clock_nanosleep)(clock, flags, req, rem);
+  if (cancellable_sleep(__builtin_return_address(0), clock, flags, req)) {
+    if (rem != nullptr && !(flags & TIMER_ABSTIME)) *rem = timespec{0, 0};
+    return 0;
+  }
   return __parlib_clock_nanosleep(clock, flags, req, rem);
 }
 
 SHIM_EXPORT int usleep(useconds_t usec) {
   if (!on_uthread()) return REAL(usleep)(usec);
+  timespec rel{static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
+  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel)) return 0;
   return __parlib_usleep(usec);
 }
 
 SHIM_EXPORT unsigned sleep(unsigned seconds) {
   if (!on_uthread()) return REAL(sleep)(seconds);
+  timespec rel{static_cast<time_t>(seconds), 0};
+  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel)) return 0;
   return __parlib_sleep(seconds);
 }
 

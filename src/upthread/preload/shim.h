@@ -56,6 +56,24 @@ int futex_wait(int *word, int val, const timespec *abstime, clockid_t clock);
 // Wakes up to n waiters of either kind on word.
 void futex_wake(int *word, int n);
 
+// Cancellation (threads.cpp, sync.cpp). futex_wait_cancellable: futex_wait
+// that is a cancellation point's block: it also ends, returning ECANCELED,
+// when the calling upthread has a cancellation to act on (pending before
+// or arriving during the wait). The caller restores what the call promises
+// (a condition wait relocks its mutex), then calls testcancel().
+int futex_wait_cancellable(int *word, int val, const timespec *abstime, clockid_t clock);
+// testcancel: a cancellation point: a upthread with a cancellation to act
+// on exits as pthread_exit(PTHREAD_CANCELED) would (cleanup handlers and
+// destructors of its frames run); otherwise returns.
+void testcancel();
+// cancellable_sleep: the sleeps' cancellation point. False when the sleep
+// should not be one (a glibc thread, the runtime's own sleep: ret is the
+// sleep call's return address; an invalid request, a clock other than
+// CLOCK_REALTIME or CLOCK_MONOTONIC): the caller sleeps as it would.
+// Otherwise sleeps (TIMER_ABSTIME in flags: until req) and returns true,
+// or acts on a cancellation.
+bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req);
+
 // An identity for the calling thread, unique among live uthreads and
 // kernel tasks: its thread pointer (every uthread has its own TCB).
 inline void *self_id() { return __builtin_thread_pointer(); }

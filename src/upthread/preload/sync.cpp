@@ -30,6 +30,7 @@
 #include <upthread/upthread.h>
 
 #include "shim.h"
+#include "upthread/upthread_internal.h"
 
 namespace parlib::detail::preload {
 
@@ -69,14 +70,23 @@ int kernel_wait(int *word, int val, const timespec *rel) {
 
 }  // namespace
 
-int futex_wait(int *word, int val, const timespec *abstime, clockid_t clock) {
+namespace {
+
+int wait_word(int *word, int val, const timespec *abstime, clockid_t clock, bool cancellable) {
   int saved_errno = errno;
   timespec rel;
   int result = 0;
   if (abstime != nullptr && !time_left(abstime, clock, &rel)) {
     result = ETIMEDOUT;
   } else if (on_uthread()) {
-    if (::futex(word, FUTEX_WAIT, val, abstime != nullptr ? &rel : nullptr, nullptr, 0) != 0) {
+    // A plain wait may run inside a cancellable wait's preparation (the
+    // parlib futex starting its timer service calls pthread_once): it is
+    // not the block a canceller waits for (upthread_internal.h).
+    struct upthread *me = upthread_self();
+    uint32_t nested = cancellable ? 0 : upthread_impl::cancel_wait_suspend(me);
+    int r = ::futex(word, FUTEX_WAIT, val, abstime != nullptr ? &rel : nullptr, nullptr, 0);
+    upthread_impl::cancel_wait_resume(me, nested);
+    if (r != 0) {
       if (errno == ETIMEDOUT) result = ETIMEDOUT;
       // EPERM: this uthread may not block now (notifications off); wait
       // as a kernel task would rather than fail the program's call.
@@ -87,6 +97,27 @@ int futex_wait(int *word, int val, const timespec *abstime, clockid_t clock) {
   }
   errno = saved_errno;
   return result;
+}
+
+// upthread_cancel's kick for a thread in futex_wait_cancellable: wakes
+// every waiter on the word (the others see a spurious wakeup). The word's
+// memory is not touched (parlib's futex and the kernel only compare the
+// address), so a kick after the object is gone is harmless.
+void kick_futex(void *word) { futex_wake(static_cast<int *>(word), INT_MAX); }
+
+}  // namespace
+
+int futex_wait(int *word, int val, const timespec *abstime, clockid_t clock) {
+  return wait_word(word, val, abstime, clock, false);
+}
+
+int futex_wait_cancellable(int *word, int val, const timespec *abstime, clockid_t clock) {
+  struct upthread *me = on_uthread() ? upthread_self() : nullptr;
+  if (me == nullptr) return wait_word(word, val, abstime, clock, false);
+  if (!upthread_impl::cancel_wait_begin(me, kick_futex, word)) return ECANCELED;
+  int r = wait_word(word, val, abstime, clock, true);
+  upthread_impl::cancel_wait_end(me);
+  return upthread_impl::cancel_due(me) ? ECANCELED : r;
 }
 
 void futex_wake(int *word, int n) {
@@ -231,6 +262,7 @@ int cond_wait(pthread_cond_t *pc, pthread_mutex_t *pm, const timespec *abstime, 
   Cond *c = C(pc);
   Mutex *m = M(pm);
   if (abstime != nullptr && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000)) return EINVAL;
+  testcancel();  // with the mutex held, as after a wait
   int seq = at(c->seq).load(std::memory_order_seq_cst);
   at(c->waiters).fetch_add(1, std::memory_order_seq_cst);
   // Release every level of a recursive mutex, and restore them after.
@@ -244,11 +276,18 @@ int cond_wait(pthread_cond_t *pc, pthread_mutex_t *pm, const timespec *abstime, 
     m->count = 0;
   }
   mutex_unlock(pm);
-  int err = futex_wait(&c->seq, seq, abstime, clock);
+  int err = futex_wait_cancellable(&c->seq, seq, abstime, clock);
   at(c->waiters).fetch_sub(1, std::memory_order_seq_cst);
   mutex_lock(pm, nullptr, CLOCK_REALTIME, true);
   m->count = depth;
-  return err;
+  if (err == ECANCELED) {
+    // POSIX: a cancelled waiter consumes no signal meant for others; pass
+    // on the one that may have woken it. Then act, with the mutex held
+    // (the cleanup handlers expect it).
+    if (at(c->waiters).load(std::memory_order_seq_cst) != 0) futex_wake(&c->seq, 1);
+    testcancel();
+  }
+  return err == ECANCELED ? 0 : err;
 }
 
 void cond_wake(pthread_cond_t *pc, int n) {
@@ -425,6 +464,7 @@ int sem_fail(int err) {
 
 int sem_wait_until(sem_t *ps, const timespec *abstime, clockid_t clock) {
   Sem *s = S(ps);
+  testcancel();  // a cancellation point even when it would not wait
   for (;;) {
     int v = at(s->value).load(std::memory_order_relaxed);
     while (v > 0) {
@@ -433,8 +473,15 @@ int sem_wait_until(sem_t *ps, const timespec *abstime, clockid_t clock) {
     if (abstime != nullptr && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000))
       return sem_fail(EINVAL);
     at(s->waiters).fetch_add(1, std::memory_order_seq_cst);
-    int err = futex_wait(&s->value, 0, abstime, clock);
+    int err = futex_wait_cancellable(&s->value, 0, abstime, clock);
     at(s->waiters).fetch_sub(1, std::memory_order_seq_cst);
+    if (err == ECANCELED) {
+      // Act without taking a unit; pass on a post that may have woken us.
+      if (at(s->value).load(std::memory_order_relaxed) > 0 &&
+          at(s->waiters).load(std::memory_order_seq_cst) != 0)
+        futex_wake(&s->value, 1);
+      testcancel();
+    }
     if (err == ETIMEDOUT) {
       v = at(s->value).load(std::memory_order_relaxed);
       while (v > 0)

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,6 +109,10 @@ struct ShimThread {
   std::atomic<int> refs{2};
   int done = 0;  // futex word: 1 once the thread has finished its start routine
   char name[16] = {};
+  // pthread_exit and cancellation unwind the thread's frames down to
+  // trampoline's buffer (while unwinds), which then finishes with retval.
+  bool unwinds = false;
+  void *retval = nullptr;
 };
 
 ShimThread g_main_thread;
@@ -141,10 +146,55 @@ void release(ShimThread *s) {
   upthread_exit(retval);
 }
 
+// glibc's cleanup-handler chain (pthread_cleanup_push in C, <pthread.h>)
+// and its forced unwind. The chain's head lives in the TCB, which is per
+// uthread, so each upthread has its own chain. Declared here because
+// <pthread.h> declares them for C only.
+extern "C" {
+void __pthread_register_cancel(__pthread_unwind_buf_t *buf);
+void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf);
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t *buf);
+}
+
+// A upthread's bottom frame. Its buffer ends glibc's cleanup chain the way
+// start_thread's does in a glibc thread: a forced unwind (pthread_exit,
+// cancellation) runs the C++ destructors and the C cleanup handlers of the
+// frames above, then longjmps here.
 void *trampoline(void *p) {
   auto *s = static_cast<ShimThread *>(p);
   tl_self = s;
-  finish(s, s->start(s->arg));
+  __pthread_unwind_buf_t base;
+  if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag *>(base.__cancel_jmp_buf), 0) != 0) {
+    ShimThread *me = tl_self;  // not s: locals are unreliable after a longjmp
+    __pthread_unregister_cancel(&base);
+    me->unwinds = false;
+    finish(me, me->retval);
+  }
+  __pthread_register_cancel(&base);
+  s->unwinds = true;
+  void *ret = s->start(s->arg);
+  __pthread_unregister_cancel(&base);
+  s->unwinds = false;
+  finish(s, ret);
+}
+
+// Ends the calling upthread as glibc's pthread_exit does: cleanup handlers
+// and destructors of its frames first (a forced unwind to trampoline),
+// then key and thread_local destructors (finish). thread0 has no frame of
+// ours at its bottom (glibc's chain ends in __libc_start_call_main, which
+// would end the kernel task): it finishes without unwinding.
+[[noreturn]] void exit_thread(ShimThread *s, void *retval) {
+  // No cancellation points act from here on (cleanup handlers may wait).
+  if (struct upthread *me = upthread_self())
+    me->cancel.fetch_or(upthread_impl::kCancelExiting, std::memory_order_relaxed);
+  if (s == nullptr) upthread_exit(retval);
+  if (!s->unwinds) finish(s, retval);
+  s->retval = retval;
+  // __pthread_unwind_next(b) unwinds to the buffer registered before b:
+  // register one here to unwind to the chain's current head.
+  __pthread_unwind_buf_t top;
+  __pthread_register_cancel(&top);
+  __pthread_unwind_next(&top);
 }
 
 // ---------------------------------------------------------------- keys
@@ -261,7 +311,7 @@ SHIM_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 }
 
 SHIM_EXPORT void pthread_exit(void *retval) {
-  if (ShimThread *s = tl_self; s != nullptr && on_uthread()) finish(s, retval);
+  if (ShimThread *s = tl_self; s != nullptr && on_uthread()) exit_thread(s, retval);
   REAL(pthread_exit)(retval);
   __builtin_unreachable();
 }
@@ -285,8 +335,26 @@ SHIM_EXPORT int pthread_join(pthread_t t, void **retval) {
     while (s->ut->join_state.load(std::memory_order_acquire) !=
            parlib::detail::upthread_impl::kExited)
       sched_yield();
+    int err = upthread_join(s->ut, retval);
+    if (err == 0) release(s);
+    return err;
   }
+  // A cancellation point: wait for the thread's end where a cancellation
+  // can interrupt and unwind us (upthread_join would act on it without
+  // unwinding), then collect it with cancellation off (the exit is then
+  // imminent).
+  int state = std::atomic_ref<int>(s->done).load(std::memory_order_acquire);
+  if (state == 0 && s->ut->join_state.load(std::memory_order_acquire) ==
+                        parlib::detail::upthread_impl::kDetached)
+    return EINVAL;
+  while (state == 0) {
+    if (futex_wait_cancellable(&s->done, 0, nullptr, 0) == ECANCELED) testcancel();
+    state = std::atomic_ref<int>(s->done).load(std::memory_order_acquire);
+  }
+  int old_state;
+  upthread_setcancelstate(UPTHREAD_CANCEL_DISABLE, &old_state);
   int err = upthread_join(s->ut, retval);
+  upthread_setcancelstate(old_state, nullptr);
   if (err == 0) release(s);
   return err;
 }
@@ -303,10 +371,12 @@ SHIM_EXPORT int pthread_clockjoin_np(pthread_t t, void **retval, clockid_t clock
   ShimThread *s = as_shim(t);
   if (s == nullptr) return REAL(pthread_clockjoin_np)(t, retval, clock, abstime);
   if (abstime != nullptr) {
-    while (std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
-      if (futex_wait(&s->done, 0, abstime, clock) == ETIMEDOUT &&
-          std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
+    while (std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0) {
+      int r = futex_wait_cancellable(&s->done, 0, abstime, clock);
+      if (r == ECANCELED) testcancel();  // a cancellation point, as pthread_join
+      if (r == ETIMEDOUT && std::atomic_ref<int>(s->done).load(std::memory_order_acquire) == 0)
         return ETIMEDOUT;
+    }
   }
   return pthread_join(t, retval);
 }
@@ -370,10 +440,69 @@ SHIM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
   return upthread_sigmask(how, set, old);
 }
 
+// Cancellation of a upthread: libupthread's request and state
+// (upthread_cancel wakes a target blocked in a cancellation point); the
+// shim's cancellation points act on it by unwinding (exit_thread).
+// PTHREAD_CANCEL_ASYNCHRONOUS is recorded and acts as deferred.
 SHIM_EXPORT int pthread_cancel(pthread_t t) {
-  if (as_shim(t) == nullptr) return REAL(pthread_cancel)(t);
-  return ENOTSUP;  // not implemented for upthreads (docs/preload.md)
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_cancel)(t);
+  return upthread_cancel(s->ut);
 }
+SHIM_EXPORT int pthread_setcancelstate(int state, int *old) {
+  if (!on_uthread()) return REAL(pthread_setcancelstate)(state, old);
+  return upthread_setcancelstate(state, old);
+}
+SHIM_EXPORT int pthread_setcanceltype(int type, int *old) {
+  if (!on_uthread()) return REAL(pthread_setcanceltype)(type, old);
+  return upthread_setcanceltype(type, old);
+}
+SHIM_EXPORT void pthread_testcancel(void) {
+  if (!on_uthread()) return REAL(pthread_testcancel)();
+  testcancel();
+}
+
+namespace parlib::detail::preload {
+
+void testcancel() {
+  if (!on_uthread()) return;
+  struct upthread *me = upthread_self();
+  if (me != nullptr && upthread_impl::cancel_due(me)) exit_thread(tl_self, PTHREAD_CANCELED);
+}
+
+bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req) {
+  if (!on_uthread() || from_runtime(ret) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC))
+    return false;
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return false;
+  // With cancellation disabled (only this thread can enable it) the sleep
+  // need not be interruptible: the caller's sleep on the ring will do.
+  struct upthread *me = upthread_self();
+  if (me == nullptr || (me->cancel.load(std::memory_order_relaxed) &
+                        (upthread_impl::kCancelDisabled | upthread_impl::kCancelExiting)))
+    return false;
+  testcancel();
+  timespec abs = *req;
+  if (!(flags & TIMER_ABSTIME)) {
+    // A relative sleep: the deadline on clock.
+    clock_gettime(clock, &abs);
+    abs.tv_sec += req->tv_sec;
+    abs.tv_nsec += req->tv_nsec;
+    if (abs.tv_nsec >= 1000000000) {
+      abs.tv_nsec -= 1000000000;
+      abs.tv_sec += 1;
+    }
+  }
+  // A timed wait on a word nobody else wakes: only the deadline or a
+  // cancellation (its kick) ends it.
+  int never = 0;
+  for (;;) {
+    int r = futex_wait_cancellable(&never, 0, &abs, clock);
+    if (r == ECANCELED) testcancel();
+    if (r == ETIMEDOUT) return true;
+  }
+}
+
+}  // namespace parlib::detail::preload
 
 // Affinity and scheduling parameters of a upthread: it is not a kernel
 // task, so requests are accepted and reads describe the process.
