@@ -8,37 +8,33 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 
 namespace {
 
-// Yields until pred() holds; false after a bounded time (the test then
-// fails instead of hanging).
-template <class Pred>
-bool yield_until(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    upthread_yield();
-  }
-  return true;
-}
+// The tests wait for each other by blocking on semaphores, not by
+// spinning with upthread_yield: a spinner's vcore only switches among its
+// own queue and never steals, so a thread queued on a vcore that has just
+// gone idle could wait for it indefinitely.
+upsem_t g_ready;
 
-TEST(UpthreadCancel, TestcancelLoopEndsWithCanceled) {
-  static std::atomic<int> spins{0};
-  spins = 0;
+struct ReadySem : ::testing::Test {
+  void SetUp() override { ASSERT_EQ(upsem_init(&g_ready, 0, 0), 0); }
+  void TearDown() override { upsem_destroy(&g_ready); }
+};
+
+TEST_F(ReadySem, TestcancelLoopEndsWithCanceled) {
   upthread_t t;
   ASSERT_EQ(upthread_create(&t, nullptr,
                             [](void *) -> void * {
+                              upsem_post(&g_ready);
                               for (;;) {
-                                spins.fetch_add(1);
                                 upthread_testcancel();
                                 upthread_yield();
                               }
                             },
                             nullptr),
             0);
-  ASSERT_TRUE(yield_until([] { return spins.load() > 10; }));
+  upsem_wait(&g_ready);
   EXPECT_EQ(upthread_cancel(t), 0);
   EXPECT_EQ(upthread_cancel(t), 0);  // a second request changes nothing
   void *ret = nullptr;
@@ -46,11 +42,11 @@ TEST(UpthreadCancel, TestcancelLoopEndsWithCanceled) {
   EXPECT_EQ(ret, UPTHREAD_CANCELED);
 }
 
-TEST(UpthreadCancel, DisabledStaysPendingUntilEnabledAndAPointIsReached) {
+TEST_F(ReadySem, DisabledStaysPendingUntilEnabledAndAPointIsReached) {
   static std::atomic<int> stage{0};
-  static std::atomic<bool> cancelled{false};
+  static upsem_t cancelled;
   stage = 0;
-  cancelled = false;
+  ASSERT_EQ(upsem_init(&cancelled, 0, 0), 0);
   upthread_t t;
   ASSERT_EQ(upthread_create(&t, nullptr,
                             [](void *) -> void * {
@@ -58,7 +54,8 @@ TEST(UpthreadCancel, DisabledStaysPendingUntilEnabledAndAPointIsReached) {
                               upthread_setcancelstate(UPTHREAD_CANCEL_DISABLE, &old);
                               EXPECT_EQ(old, UPTHREAD_CANCEL_ENABLE);
                               stage = 1;
-                              while (!cancelled.load()) upthread_yield();
+                              upsem_post(&g_ready);
+                              upsem_wait(&cancelled);
                               upthread_testcancel();  // disabled: returns
                               stage = 2;
                               upthread_setcancelstate(UPTHREAD_CANCEL_ENABLE, &old);
@@ -70,16 +67,17 @@ TEST(UpthreadCancel, DisabledStaysPendingUntilEnabledAndAPointIsReached) {
                             },
                             nullptr),
             0);
-  ASSERT_TRUE(yield_until([] { return stage.load() == 1; }));
+  upsem_wait(&g_ready);
   EXPECT_EQ(upthread_cancel(t), 0);
-  cancelled = true;
+  upsem_post(&cancelled);
   void *ret = nullptr;
   ASSERT_EQ(upthread_join(t, &ret), 0);
   EXPECT_EQ(ret, UPTHREAD_CANCELED);
   EXPECT_EQ(stage.load(), 3);
+  upsem_destroy(&cancelled);
 }
 
-TEST(UpthreadCancel, StateAndTypeArguments) {
+TEST_F(ReadySem, StateAndTypeArguments) {
   int old = -1;
   EXPECT_EQ(upthread_setcancelstate(7, &old), EINVAL);
   EXPECT_EQ(upthread_setcanceltype(7, &old), EINVAL);
@@ -91,19 +89,17 @@ TEST(UpthreadCancel, StateAndTypeArguments) {
   EXPECT_EQ(upthread_cancel(nullptr), ESRCH);
 }
 
-TEST(UpthreadCancel, ExitedThreadReturnsZeroAndKeepsItsValue) {
+TEST_F(ReadySem, ExitedThreadReturnsZeroAndKeepsItsValue) {
   static int value = 42;
-  static std::atomic<bool> returning{false};
-  returning = false;
   upthread_t t;
   ASSERT_EQ(upthread_create(&t, nullptr,
                             [](void *) -> void * {
-                              returning = true;
+                              upsem_post(&g_ready);
                               return &value;
                             },
                             nullptr),
             0);
-  ASSERT_TRUE(yield_until([] { return returning.load(); }));
+  upsem_wait(&g_ready);
   for (int i = 0; i < 100; ++i) upthread_yield();  // let its exit finish
   EXPECT_EQ(upthread_cancel(t), 0);
   void *ret = nullptr;
@@ -123,7 +119,7 @@ struct TlsProbe {
 };
 thread_local TlsProbe t_probe;
 
-TEST(UpthreadCancel, KeyAndThreadLocalDestructorsRun) {
+TEST_F(ReadySem, KeyAndThreadLocalDestructorsRun) {
   g_key_dtor = 0;
   g_tls_dtor = 0;
   static upthread_key_t key;
@@ -152,20 +148,18 @@ TEST(UpthreadCancel, KeyAndThreadLocalDestructorsRun) {
 // it; the thread it joined stays joinable. Repeated with the request
 // landing at varying points of the joiner's way into the block, which is
 // where a lost wakeup would hide.
-TEST(UpthreadCancel, BlockedJoinerWakesAndTargetStaysJoinable) {
+TEST_F(ReadySem, BlockedJoinerWakesAndTargetStaysJoinable) {
   struct Pair {
-    std::atomic<bool> release{false};
+    upsem_t release;
     upthread_t target = nullptr;
-    std::atomic<bool> joining{false};
   };
+  static Pair p;
+  ASSERT_EQ(upsem_init(&p.release, 0, 0), 0);
   for (int round = 0; round < 300; ++round) {
-    static Pair p;
-    p.release = false;
-    p.joining = false;
     static int target_value = 7;
     ASSERT_EQ(upthread_create(&p.target, nullptr,
                               [](void *) -> void * {
-                                while (!p.release.load()) upthread_yield();
+                                upsem_wait(&p.release);
                                 return &target_value;
                               },
                               nullptr),
@@ -173,23 +167,24 @@ TEST(UpthreadCancel, BlockedJoinerWakesAndTargetStaysJoinable) {
     upthread_t joiner;
     ASSERT_EQ(upthread_create(&joiner, nullptr,
                               [](void *) -> void * {
-                                p.joining = true;
+                                upsem_post(&g_ready);
                                 void *r = nullptr;
                                 upthread_join(p.target, &r);
                                 return r;  // not reached: cancelled in the join
                               },
                               nullptr),
               0);
-    ASSERT_TRUE(yield_until([] { return p.joining.load(); }));
+    upsem_wait(&g_ready);
     for (int i = 0; i < round % 7; ++i) upthread_yield();
     ASSERT_EQ(upthread_cancel(joiner), 0);
     void *ret = nullptr;
     ASSERT_EQ(upthread_join(joiner, &ret), 0);
     ASSERT_EQ(ret, UPTHREAD_CANCELED) << "round " << round;
-    p.release = true;
+    upsem_post(&p.release);
     ASSERT_EQ(upthread_join(p.target, &ret), 0);
     ASSERT_EQ(ret, &target_value);
   }
+  upsem_destroy(&p.release);
 }
 
 }  // namespace
