@@ -20,7 +20,9 @@
 #include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+// The sanitizer runtime's count of live heap bytes (GCC ships no
+// <sanitizer/allocator_interface.h> to declare it).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 using namespace parlib_test;
