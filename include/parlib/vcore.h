@@ -87,6 +87,17 @@ PARLIB_API void vcore_set_idle_spin_us(uint32_t usec);
 /* vcore_is_online: true while vcoreid is online (racy, like num_vcores). */
 PARLIB_API bool vcore_is_online(uint32_t vcoreid);
 
+/* vcore_set_sched_probe: a 2LS that queues threads for a particular vcore
+ * registers has_work so that one queued while that vcore is going offline
+ * is not left behind it. A vcore that gives itself up marks itself offline
+ * (seq_cst) and then calls has_work(its id) (and again before it sleeps);
+ * true brings it straight back to vcore_entry(). The 2LS's side is the
+ * mirror image: queue the thread, a seq_cst fence, then vcore_is_online()
+ * (and request a vcore if it is offline). has_work runs on the vcore's
+ * task, in vcore context; it must be quick and must not block. NULL
+ * removes it. Any context. */
+PARLIB_API void vcore_set_sched_probe(bool (*has_work)(uint32_t vcoreid));
+
 /* Spare vcores. A vcore's kernel task can block in the kernel where parlib
  * cannot see it coming: a system call made with an inline `syscall`
  * instruction (libgomp's futex waits), a page fault on a slow file, a lock
@@ -98,16 +109,18 @@ PARLIB_API bool vcore_is_online(uint32_t vcoreid);
  * grants one with vcore_request_spare(), and the spare leaves with
  * vcore_yield() like any vcore. A spare's task is not pinned: it stands in
  * for whichever vcore is stuck. Events may be sent to spare ids.
- * PARLIB_SPARE_VCORES sets the number, 0..PARLIB_MAX_VCORES (default:
- * max_vcores()); their tasks are made at initialisation and sleep until
- * granted. */
+ * PARLIB_SPARE_VCORES sets the number, 0..PARLIB_MAX_VCORES (default
+ * PARLIB_MAX_VCORES); a spare's kernel task and stack are made the first
+ * time it is granted, and afterwards sleep while it is offline. */
 
 /* max_spare_vcores: how many spare vcores there are. Any context. */
 PARLIB_API int max_spare_vcores(void);
 
 /* vcore_request_spare: grants one offline spare vcore, which starts at
- * vcore_entry(). Any context. Returns its id, or -1 with errno EBUSY when
- * every spare is online (or none exist). */
+ * vcore_entry(); spares are used lowest id first. Any context but a signal
+ * handler (the first grant of a spare makes its kernel task). Returns its
+ * id, or -1 with errno EBUSY when every spare is online (or none exist, or
+ * the system refuses another task). */
 PARLIB_API int vcore_request_spare(void);
 
 /* vcore_blocked_in_kernel: true when vcoreid is online and its kernel task

@@ -46,6 +46,7 @@ struct alignas(64) VcoreEvents {
   EventQueue queue;
   std::atomic<bool> notifs_disabled{false};  // disable_notifs(vcoreid)
   timer_t retry_timer{};
+  std::atomic<bool> timer_claimed{false};  // create_retry_timer ran (or runs)
   bool have_retry_timer = false;
   long retry_ns = kRetryFirstNs;  // touched only by the vcore's own task
   std::atomic<uint64_t> handled{0};
@@ -207,6 +208,7 @@ void notify(uint32_t id) {
 }
 
 void create_retry_timer(VcoreEvents &ev, pid_t tid) {
+  if (ev.timer_claimed.exchange(true, std::memory_order_acq_rel)) return;  // made already
   sigevent sev{};
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = kNotifySignal;
@@ -221,11 +223,14 @@ void init_events() {
   void *mem = aligned_alloc(alignof(VcoreEvents), sizeof(VcoreEvents) * static_cast<size_t>(g_nr_vcores));
   if (mem == nullptr) raw_fatal("event_lib_init: out of memory");
   auto *events = static_cast<VcoreEvents *>(mem);
-  for (int i = 0; i < g_nr_vcores; ++i) {
-    new (&events[i]) VcoreEvents;
-    create_retry_timer(events[i], vcore_of(static_cast<uint32_t>(i)).tid.load());
-  }
+  for (int i = 0; i < g_nr_vcores; ++i) new (&events[i]) VcoreEvents;
   g_events = events;
+  // Spare vcores' tasks come later: each makes its timer as it starts.
+  add_vcore_task_hook([](uint32_t id) { create_retry_timer(g_events[id], vcore_of(id).tid.load()); });
+  for (int i = 0; i < g_nr_vcores; ++i) {
+    pid_t tid = vcore_of(static_cast<uint32_t>(i)).tid.load(std::memory_order_seq_cst);
+    if (tid != 0) create_retry_timer(events[i], tid);
+  }
   dl_iterate_phdr(collect_unsafe_ranges, reinterpret_cast<void *>(&on_notify));
   install_default_event_handlers();
 

@@ -674,6 +674,14 @@ void deliver_sysc(struct syscall *sc) {
   h(&msg, EV_SYSCALL);
 }
 
+void make_wake_eventfd(VcoreRing &r) {
+  int expected = -1;
+  int fd = eventfd(0, EFD_CLOEXEC);  // blocking: the ring read waits on it
+  if (fd < 0) raw_fatal("syscall: eventfd: %s", strerror(errno));
+  if (!std::atomic_ref<int>(r.efd).compare_exchange_strong(expected, fd, std::memory_order_acq_rel))
+    close(fd);
+}
+
 void syscall_layer_init() {
   int n = max_vcores() + max_spare_vcores();  // a spare vcore has its own ring
   void *mem = aligned_alloc(alignof(VcoreRing), sizeof(VcoreRing) * static_cast<size_t>(n));
@@ -704,10 +712,12 @@ void syscall_layer_init() {
     }
   }
   if (backend == PARLIB_SYSC_IO_URING) {
-    for (int i = 0; i < n; ++i) {
-      rings[i].efd = eventfd(0, EFD_CLOEXEC);  // blocking: the ring read waits on it
-      if (rings[i].efd < 0) raw_fatal("syscall: eventfd: %s", strerror(errno));
-    }
+    // Spare vcores' tasks come later: each makes its eventfd as it starts,
+    // before it can sleep on its ring.
+    add_vcore_task_hook([](uint32_t id) { make_wake_eventfd(g_sys.rings[id]); });
+    for (int i = 0; i < n; ++i)
+      if (vcore_of(static_cast<uint32_t>(i)).tid.load(std::memory_order_seq_cst) != 0)
+        make_wake_eventfd(rings[i]);
     const char *spin = getenv("PARLIB_IDLE_SPIN_US");
     if (spin != nullptr) {
       char *end = nullptr;

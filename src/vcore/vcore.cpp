@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -60,7 +61,17 @@ struct VcoreRuntime {
   std::atomic<uint32_t> idle_spin_us{kDefaultIdleSpinUs};
   Vcore *vcores = nullptr;
   std::atomic<int> tasks_ready{0};
-  std::atomic<bool (*)(uint32_t)> work_probe{nullptr};
+  // Spare vcores' tasks are made on first use, in id order, under
+  // spare_start_lock; spares_started of them exist.
+  std::mutex spare_start_lock;
+  std::atomic<int> spares_started{0};
+  sigset_t task_mask{};  // the signal mask every vcore task starts with
+  // Run on every vcore task made after initialisation (see
+  // add_vcore_task_hook); slots fill in order, never emptied.
+  static constexpr int kMaxTaskHooks = 4;
+  std::atomic<void (*)(uint32_t)> task_hooks[kMaxTaskHooks] = {};
+  std::atomic<bool (*)(uint32_t)> work_probe{nullptr};   // the event layer's
+  std::atomic<bool (*)(uint32_t)> sched_probe{nullptr};  // the 2LS's (vcore_set_sched_probe)
 };
 
 VcoreRuntime g_rt;
@@ -109,8 +120,9 @@ const IdleWaiter g_futex_waiter = {futex_sleep, futex_wake};
 std::atomic<const IdleWaiter *> g_idle_waiter{&g_futex_waiter};
 
 bool probe_work(uint32_t id) {
-  auto probe = g_rt.work_probe.load(std::memory_order_acquire);
-  return probe != nullptr && probe(id);
+  auto events = g_rt.work_probe.load(std::memory_order_acquire);
+  auto sched = g_rt.sched_probe.load(std::memory_order_acquire);
+  return (events != nullptr && events(id)) || (sched != nullptr && sched(id));
 }
 
 // Reads the scheduler state of the vcore's task from procfs ('S' and 'D':
@@ -197,11 +209,16 @@ void vcore_entry_trampoline(void *) {
 
 void *vcore_task_main(void *arg) {
   Vcore &vc = *static_cast<Vcore *>(arg);
+  // A spare's task may be made by any thread (a monitor that blocks every
+  // signal, say): start from the mask of the initialising thread.
+  pthread_sigmask(SIG_SETMASK, &g_rt.task_mask, nullptr);
   tls_vcoreid = vc.id;
   tls_in_vcore_context = true;
   vc.tcb = read_thread_pointer();
   install_fault_handler_on_this_task();
-  vc.tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
+  vc.tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_seq_cst);
+  for (auto &slot : g_rt.task_hooks)
+    if (auto hook = slot.load(std::memory_order_seq_cst)) hook(vc.id);
   g_rt.tasks_ready.fetch_add(1, std::memory_order_release);
   park_until_online(vc, /*spin=*/false);
   enter_vcore_context(vc);
@@ -257,7 +274,7 @@ void init_runtime() {
   }
   int max = vcores_env == EnvValue::kValid ? static_cast<int>(want)
                                            : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
-  int nspares = spares_env == EnvValue::kValid ? static_cast<int>(spares) : max;
+  int nspares = spares_env == EnvValue::kValid ? static_cast<int>(spares) : PARLIB_MAX_VCORES;
   int total = max + nspares;
   g_rt.idle_spin_us.store(static_cast<uint32_t>(spin), std::memory_order_relaxed);
 
@@ -272,18 +289,20 @@ void init_runtime() {
     vc->id = static_cast<uint32_t>(i);
     vc->cpu = i < max ? cpus[i % ncpus] : -1;  // oversubscribed vcores wrap around the CPUs
     vc->stack_size = kVcoreStackSize;
+    if (i >= max) continue;  // a spare's stack comes with its task
     vc->stack_bottom = stack_map(kVcoreStackSize, kGuardSize);
     if (vc->stack_bottom == nullptr) {
       g_init_errno = ENOMEM;
       return;
     }
   }
+  pthread_sigmask(SIG_SETMASK, nullptr, &g_rt.task_mask);
   g_rt.vcores = vcores;
   g_vcore_table = vcores;
   g_rt.max_vcores = max;
   g_rt.max_spares = nspares;
   install_fault_handler_on_this_task();
-  for (int i = 0; i < total; ++i) {
+  for (int i = 0; i < max; ++i) {
     int err = start_vcore_task(vcores[i]);
     if (err != 0) {
       raw_log("cannot start the kernel task of vcore %d: %s", i, strerror(err));
@@ -293,7 +312,30 @@ void init_runtime() {
   }
   // Wait until every task has published its tid and TCB, so that events and
   // signals can be aimed at any vcore from now on.
-  while (g_rt.tasks_ready.load(std::memory_order_acquire) < total) sched_yield();
+  while (g_rt.tasks_ready.load(std::memory_order_acquire) < max) sched_yield();
+}
+
+// Makes the task (and stack) of the next spare vcore; false if all exist or
+// the system refuses.
+bool start_next_spare() {
+  std::lock_guard<std::mutex> guard(g_rt.spare_start_lock);
+  int i = g_rt.spares_started.load(std::memory_order_relaxed);
+  if (i >= g_rt.max_spares) return false;
+  Vcore &vc = g_rt.vcores[g_rt.max_vcores + i];
+  vc.stack_bottom = stack_map(kVcoreStackSize, kGuardSize);
+  if (vc.stack_bottom == nullptr) return false;
+  int ready = g_rt.tasks_ready.load(std::memory_order_acquire);
+  int err = start_vcore_task(vc);
+  if (err != 0) {
+    raw_log("cannot start the kernel task of spare vcore %u: %s", vc.id, strerror(err));
+    stack_unmap(vc.stack_bottom, kVcoreStackSize, kGuardSize);
+    vc.stack_bottom = nullptr;
+    return false;
+  }
+  // As at initialisation: granted only once its tid and TCB are known.
+  while (g_rt.tasks_ready.load(std::memory_order_acquire) == ready) sched_yield();
+  g_rt.spares_started.store(i + 1, std::memory_order_release);
+  return true;
 }
 
 }  // namespace
@@ -307,6 +349,14 @@ void arch_init() {
   g_have_wrfsbase = !forbidden && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
 
+
+void add_vcore_task_hook(void (*hook)(uint32_t id)) {
+  for (auto &slot : g_rt.task_hooks) {
+    void (*expected)(uint32_t) = nullptr;
+    if (slot.compare_exchange_strong(expected, hook, std::memory_order_seq_cst)) return;
+  }
+  raw_fatal("add_vcore_task_hook: more than %d hooks", VcoreRuntime::kMaxTaskHooks);
+}
 
 bool vcore_bring_online(uint32_t id) {
   Vcore &vc = g_rt.vcores[id];
@@ -381,17 +431,28 @@ int max_spare_vcores(void) { return vcore_lib_init() == 0 ? g_rt.max_spares : 0;
 
 int vcore_request_spare(void) {
   if (vcore_lib_init() != 0) return -1;
-  for (int i = 0; i < g_rt.max_spares; ++i) {
-    auto id = static_cast<uint32_t>(g_rt.max_vcores + i);
-    if (vcore_bring_online(id)) return static_cast<int>(id);
+  for (;;) {
+    int started = g_rt.spares_started.load(std::memory_order_acquire);
+    for (int i = 0; i < started; ++i) {
+      auto id = static_cast<uint32_t>(g_rt.max_vcores + i);
+      if (vcore_bring_online(id)) return static_cast<int>(id);
+    }
+    // Every spare made so far is online: make the next one (or another
+    // caller just did: look again).
+    if (!start_next_spare() && g_rt.spares_started.load(std::memory_order_acquire) == started) {
+      errno = EBUSY;
+      return -1;
+    }
   }
-  errno = EBUSY;
-  return -1;
 }
 
 bool vcore_blocked_in_kernel(uint32_t vcoreid) {
   if (!vcore_is_online(vcoreid)) return false;
   return task_sleeps_in_kernel(g_rt.vcores[vcoreid]);
+}
+
+void vcore_set_sched_probe(bool (*has_work)(uint32_t vcoreid)) {
+  g_rt.sched_probe.store(has_work, std::memory_order_release);
 }
 
 void vcore_set_idle_spin_us(uint32_t usec) {

@@ -58,6 +58,14 @@ extern Vcore *g_vcore_table;
 // Returns true if this call granted it. Any context, any thread.
 bool vcore_bring_online(uint32_t id);
 
+// Vcore tasks made after initialisation (spare vcores, on first use) run
+// hook(id) on themselves, with their tid published, before the vcore can be
+// granted. A layer that keeps per-task state registers a hook and then sets
+// up the tasks that already exist (tid != 0): the hook's registration and
+// the tid's publication are both seq_cst, so every task is seen by one of
+// the two, maybe both (the layer makes its set-up idempotent).
+void add_vcore_task_hook(void (*hook)(uint32_t id));
+
 // The event layer registers a probe so that a vcore about to sleep notices
 // work that was sent to it concurrently (and so is never lost).
 void set_vcore_work_probe(bool (*probe)(uint32_t vcoreid));
