@@ -41,8 +41,8 @@ void sleep_us(uint64_t us) {
 // kernel and it has not switched threads in between: a blocking system
 // call or fault of the thread it runs, for at least one period. (An idle
 // vcore goes offline before it sleeps, so it never counts.)
-int count_stuck(Sample *seen, int slots) {
-  int stuck = 0;
+int count_stuck(Sample *seen) {
+  int stuck = 0, slots = vcore_slots();
   for (int v = 0; v < slots; ++v) {
     auto id = static_cast<uint32_t>(v);
     uint64_t switches = vcore_switches(id);
@@ -54,17 +54,25 @@ int count_stuck(Sample *seen, int slots) {
   return stuck;
 }
 
+// Ticks in a row with more spares online than vcores stuck before one
+// retires: programs that block in bursts (a barrier of libgomp's, reached
+// by every thread in turn) keep their spares from one burst to the next.
+constexpr int kRetireAfterTicks = 16;
+
 // Makes the number of online spares match the number of stuck vcores
 // (spares included: a stuck spare needs standing in for too), but asks for
-// spares only while threads are queued.
-void balance_spares(const Sample *seen, int stuck) {
-  int first = max_vcores(), slots = vcore_slots();
+// spares only while threads are queued. Returns the spares online.
+int balance_spares(const Sample *seen, int stuck) {
+  static int surplus_ticks = 0;
+  int first = max_vcores(), slots = vcore_slots();  // spares past slots never ran
   int online = 0;
   for (int v = first; v < slots; ++v) online += vcore_is_online(static_cast<uint32_t>(v));
+  surplus_ticks = online > stuck ? surplus_ticks + 1 : 0;
   if (stuck > online && threads_queued()) {
     for (int i = online; i < stuck; ++i)
       if (vcore_request_spare() < 0) break;  // all spares out
-  } else if (online > stuck) {
+  } else if (surplus_ticks >= kRetireAfterTicks) {
+    surplus_ticks = 0;
     // Retire the idle-most: spares not stuck themselves, highest ids first.
     int excess = online - stuck;
     for (int v = slots - 1; v >= first && excess > 0; --v) {
@@ -73,14 +81,15 @@ void balance_spares(const Sample *seen, int stuck) {
       --excess;
     }
   }
+  return online;
 }
 
 void *monitor_main(void *) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, nullptr);  // the runtime's signals are not for it
-  int slots = vcore_slots();
-  std::unique_ptr<Sample[]> seen(new Sample[static_cast<size_t>(slots)]);
+  std::unique_ptr<Sample[]> seen(new Sample[static_cast<size_t>(max_vcores() + max_spare_vcores())]);
+  bool busy = false;
   for (;;) {
     uint32_t changes = g_period_changes.load(std::memory_order_acquire);
     uint64_t us = g_check_us.load(std::memory_order_acquire);
@@ -89,8 +98,11 @@ void *monitor_main(void *) {
               changes, nullptr, nullptr, 0);
       continue;
     }
-    sleep_us(us);
-    balance_spares(seen.get(), count_stuck(seen.get(), slots));
+    // While spares are in use, look 8 times as often: vcores get stuck in
+    // bursts, and each look finds only those stuck since the last one.
+    sleep_us(busy ? (us / 8 > 50 ? us / 8 : 50) : us);
+    int stuck = count_stuck(seen.get());
+    busy = balance_spares(seen.get(), stuck) > 0 || stuck > 0;
   }
 }
 

@@ -63,6 +63,9 @@ struct alignas(128) VcoreSched {  // two lines: see Vcore
 VcoreSched *g_vcores = nullptr;
 int g_max = 0;     // max_vcores(): the vcores requests and placement use
 int g_nv = 0;      // g_max plus the spare vcores (ids g_max..g_nv-1)
+// Vcores that have run: g_max plus the spares used so far (the vcore
+// layer uses spares lowest id first). Loops over queues stop here.
+std::atomic<int> g_slots_used{0};
 std::atomic<int> g_num_queues{1};  // upthread_set_num_vcores
 std::atomic<uint64_t> g_period_us{0};
 std::atomic<bool> g_can_request{true};
@@ -156,7 +159,7 @@ struct upthread *steal_half(VcoreSched &victim, VcoreSched &thief) {
 // Two random choices, the longer one loses half, as many tries as there
 // are queues; then one deterministic pass (see below).
 struct upthread *steal(uint32_t self) {
-  int nq = g_nv;  // spares' queues too: a thread paused on a spare stays there
+  int nq = g_slots_used.load(std::memory_order_relaxed);  // spares too: see thread_paused
   if (nq < 2) return nullptr;
   VcoreSched &me = g_vcores[self];
   for (int attempt = 0; attempt < nq; ++attempt) {
@@ -261,13 +264,19 @@ void sched_entry() {
   }
   bool spare = is_spare(id);
   if (spare) {
+    int used = g_slots_used.load(std::memory_order_relaxed);
+    while (used <= static_cast<int>(id) &&
+           !g_slots_used.compare_exchange_weak(used, static_cast<int>(id) + 1)) {
+    }
     if (vs.retire.exchange(false, std::memory_order_acq_rel)) leave_spare(vs);
     vs.tick_stopping = false;
   }
   arm_tick(id);
   for (;;) {
     struct upthread *t = pop(vs);
-    if (t == nullptr && g_can_steal.load(std::memory_order_relaxed)) t = steal(id);
+    // A spare exists to take others' threads: it steals even when
+    // stealing is off.
+    if (t == nullptr && (spare || g_can_steal.load(std::memory_order_relaxed))) t = steal(id);
     if (t != nullptr) {
       t->last_vcore = id;
       bump(vs.switches);
@@ -307,7 +316,16 @@ VcoreSched &home_queue(struct upthread *t) {
 void thread_runnable(struct uthread *uth) {
   VcoreSched &q = home_queue(of(uth));
   push_anywhere(q, of(uth));
+  // Queued, then look at the vcore: one that is going offline looks at its
+  // queue after marking itself offline (has_queued_work), so either it sees
+  // this thread or maybe_request_vcore sees it offline.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   maybe_request_vcore(static_cast<uint32_t>(&q - g_vcores));
+}
+
+// vcore_set_sched_probe: a vcore about to go offline stays for its queue.
+bool has_queued_work(uint32_t id) {
+  return g_vcores[id].length.load(std::memory_order_seq_cst) != 0;
 }
 
 void thread_paused(struct uthread *uth) {
@@ -339,7 +357,7 @@ struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_pau
 
 void print_stats() {
   fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");
-  for (int i = 0; i < g_nv; ++i) {
+  for (int i = 0, n = vcore_slots(); i < n; ++i) {
     struct upthread_vcore_stats st {};
     upthread_get_vcore_stats(static_cast<uint32_t>(i), &st);
     if (i >= g_max && st.switches == 0) continue;  // a spare never used
@@ -368,6 +386,13 @@ bool yield_directly() {
   uth_disable_notifs();
   uint32_t id = vcore_id();
   VcoreSched &vs = g_vcores[id];
+  if (is_spare(id) && vs.retire.load(std::memory_order_relaxed)) {
+    // A spare told to leave: through vcore context, where sched_entry
+    // hands this thread and the rest of the queue on.
+    uth_enable_notifs();
+    uthread_yield(true, [](struct uthread *uth, void *) { thread_paused(uth); }, nullptr);
+    return true;
+  }
   if (vs.length.load(std::memory_order_relaxed) == 0) {
     uth_enable_notifs();
     return false;
@@ -391,12 +416,12 @@ bool yield_directly() {
 }
 
 // The stuck-vcore monitor's view of the scheduler (monitor.cpp).
-int vcore_slots() { return g_nv; }
+int vcore_slots() { return g_slots_used.load(std::memory_order_relaxed); }
 uint64_t vcore_switches(uint32_t id) {
   return g_vcores[id].switches.load(std::memory_order_relaxed);
 }
 bool threads_queued() {
-  for (int i = 0; i < g_nv; ++i)
+  for (int i = 0, n = vcore_slots(); i < n; ++i)
     if (g_vcores[i].length.load(std::memory_order_relaxed) != 0) return true;
   return false;
 }
@@ -409,6 +434,7 @@ void init() {
     exit(2);
   }
   g_nv = g_max + max_spare_vcores();
+  g_slots_used.store(g_max);
   void *mem = aligned_alloc(alignof(VcoreSched), sizeof(VcoreSched) * static_cast<size_t>(g_nv));
   if (mem == nullptr) {
     fprintf(stderr, "upthread: out of memory\n");
@@ -421,6 +447,7 @@ void init() {
   }
   g_num_queues.store(g_max);
   sched_ops = &g_ops;
+  vcore_set_sched_probe(has_queued_work);
   g_thread0.is_thread0 = true;
   uthread_lib_init(&g_thread0.uth);
   g_thread0.last_vcore = vcore_id();
@@ -445,7 +472,17 @@ using namespace parlib::detail::upthread_impl;
 
 extern "C" {
 
-void upthread_set_sched_period(uint64_t usec) { g_period_us.store(usec); }
+void upthread_set_sched_period(uint64_t usec) {
+  g_period_us.store(usec);
+  // Other vcores arm their tick as they next enter the scheduler; the
+  // caller's vcore may not for a long time (a thread that only ever yields
+  // to an empty queue never leaves it), so arm it here.
+  if (usec != 0 && uthread_self() != nullptr) {
+    uth_disable_notifs();  // stay on this vcore; its tick fields are its own
+    arm_tick(vcore_id());
+    uth_enable_notifs();
+  }
+}
 void upthread_can_vcore_request(bool can) { g_can_request.store(can); }
 void upthread_can_vcore_steal(bool can) { g_can_steal.store(can); }
 void upthread_set_num_vcores(int num) {

@@ -150,7 +150,7 @@ void run_pending_signals(struct upthread *self);
 void count_live(int delta);
 
 // What the stuck-vcore monitor (monitor.cpp) reads and does. vcore_slots():
-// max_vcores() plus the spare vcores.
+// max_vcores() plus the spare vcores that have run so far.
 int vcore_slots();
 uint64_t vcore_switches(uint32_t id);
 bool threads_queued();

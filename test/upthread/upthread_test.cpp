@@ -5,7 +5,10 @@
 // constructor has made main a upthread before gtest's main runs.
 #include <gtest/gtest.h>
 #include <parlib/vcore.h>
+#include <linux/futex.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <upthread/upthread.h>
 
 #include <atomic>
@@ -205,6 +208,170 @@ TEST(Upthread, ArgumentAndStateErrors) {
   EXPECT_EQ(upthread_setspecific(key, &ran), 0);
   EXPECT_EQ(upthread_getspecific(key), &ran);
   EXPECT_EQ(upthread_key_delete(key), 0);
+}
+
+// A thread made runnable on the queue of a vcore that is just going idle
+// must not be left there while the waker spins with upthread_yield (which
+// only looks at its own vcore's queue): the idle vcore stays for it, or the
+// waker requests one. Round-robin placement puts every other new thread on
+// the other vcore's queue, which is idle between rounds.
+TEST(Upthread, AThreadQueuedOnAVcoreGoingIdleStillRuns) {
+  std::atomic<bool> flag{false};
+  for (int round = 0; round < 2000; ++round) {
+    flag.store(false);
+    upthread_t t;
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *p) -> void * {
+                                static_cast<std::atomic<bool> *>(p)->store(true);
+                                return nullptr;
+                              },
+                              &flag),
+              0);
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!flag.load() && std::chrono::steady_clock::now() < deadline) upthread_yield();
+    ASSERT_TRUE(flag.load()) << "round " << round << ": the new thread never ran";
+    ASSERT_EQ(upthread_join(t, nullptr), 0);
+  }
+}
+
+// --- vcores stuck in the kernel -------------------------------------------------
+
+struct StuckCheckGuard {
+  explicit StuckCheckGuard(uint64_t usec) { upthread_set_stuck_check_period(usec); }
+  ~StuckCheckGuard() {
+    upthread_set_stuck_check_period(0);
+    upthread_set_num_vcores(max_vcores());
+    upthread_can_vcore_steal(true);
+  }
+};
+
+// A raw futex wait: invisible to upthread, it blocks the vcore's task.
+long raw_futex_wait(std::atomic<uint32_t> *word, uint32_t val, long timeout_ms) {
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000};
+  return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAIT_PRIVATE, val, &ts,
+                 nullptr, 0);
+}
+
+struct StuckPair {
+  std::atomic<uint32_t> word{0};
+  std::atomic<int> waiter_vcore{-1};
+  std::atomic<bool> woken_by_value{false};
+  long timeout_ms = 0;
+};
+
+// The waiter blocks its vcore in the kernel; the waker is queued behind it
+// on the same (only) queue, with stealing off, so that only a spare vcore
+// can run it before the waiter's timeout.
+void run_stuck_pair(StuckPair *pair) {
+  upthread_set_num_vcores(1);
+  upthread_can_vcore_steal(false);
+  upthread_t waiter, waker;
+  ASSERT_EQ(upthread_create(&waiter, nullptr,
+                            [](void *p) -> void * {
+                              auto *s = static_cast<StuckPair *>(p);
+                              s->waiter_vcore.store(static_cast<int>(vcore_id()));
+                              while (s->word.load() == 0) {
+                                long r = raw_futex_wait(&s->word, 0, s->timeout_ms);
+                                if (r != 0 && errno == ETIMEDOUT) return nullptr;
+                              }
+                              s->woken_by_value.store(true);
+                              return nullptr;
+                            },
+                            pair),
+            0);
+  ASSERT_EQ(upthread_create(&waker, nullptr,
+                            [](void *p) -> void * {
+                              auto *s = static_cast<StuckPair *>(p);
+                              s->word.store(1);
+                              syscall(SYS_futex, reinterpret_cast<uint32_t *>(&s->word),
+                                      FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+                              return nullptr;
+                            },
+                            pair),
+            0);
+  ASSERT_EQ(upthread_join(waiter, nullptr), 0);
+  ASSERT_EQ(upthread_join(waker, nullptr), 0);
+}
+
+int spares_online() {
+  int n = 0;
+  for (int v = max_vcores(); v < max_vcores() + max_spare_vcores(); ++v)
+    n += vcore_is_online(static_cast<uint32_t>(v));
+  return n;
+}
+
+TEST(UpthreadStuckVcore, ASpareRunsTheThreadsQueuedBehindAKernelWait) {
+  StuckCheckGuard check(1000);
+  StuckPair pair;
+  pair.timeout_ms = 20000;
+  if (max_spare_vcores() == 0) {  // PARLIB_SPARE_VCORES=0: nothing can stand in
+    errno = 0;
+    EXPECT_EQ(vcore_request_spare(), -1);
+    EXPECT_EQ(errno, EBUSY);
+    pair.timeout_ms = 300;
+    run_stuck_pair(&pair);
+    EXPECT_FALSE(pair.woken_by_value.load()) << "the waker cannot have run: no spare, no stealing";
+    return;
+  }
+  auto start = std::chrono::steady_clock::now();
+  run_stuck_pair(&pair);
+  EXPECT_TRUE(pair.woken_by_value.load()) << "the waiter timed out: no spare ran the waker";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  uint64_t spare_switches = 0;
+  for (int v = max_vcores(); v < max_vcores() + max_spare_vcores(); ++v) {
+    upthread_vcore_stats st{};
+    ASSERT_EQ(upthread_get_vcore_stats(static_cast<uint32_t>(v), &st), 0);
+    spare_switches += st.switches;
+  }
+  EXPECT_GT(spare_switches, 0u) << "the waker ran on a spare vcore";
+  // Nothing is stuck any more: the spares leave.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (spares_online() != 0 && std::chrono::steady_clock::now() < deadline) upthread_yield();
+  EXPECT_EQ(spares_online(), 0);
+}
+
+TEST(UpthreadStuckVcore, WithoutTheMonitorTheQueuedThreadWaits) {
+  StuckCheckGuard check(0);
+  StuckPair pair;
+  pair.timeout_ms = 300;
+  run_stuck_pair(&pair);
+  EXPECT_FALSE(pair.woken_by_value.load()) << "the waker ran while the only queue's vcore slept";
+}
+
+TEST(UpthreadStuckVcore, BlockedInKernelSeesATaskAsleepInASystemCall) {
+  EXPECT_FALSE(vcore_blocked_in_kernel(vcore_id())) << "the caller's own vcore is running";
+  EXPECT_FALSE(vcore_blocked_in_kernel(100000));
+  StuckPair pair;
+  pair.timeout_ms = 3000;
+  upthread_t waiter;
+  ASSERT_EQ(upthread_create(&waiter, nullptr,
+                            [](void *p) -> void * {
+                              auto *s = static_cast<StuckPair *>(p);
+                              s->waiter_vcore.store(static_cast<int>(vcore_id()));
+                              raw_futex_wait(&s->word, 0, s->timeout_ms);
+                              return nullptr;
+                            },
+                            &pair),
+            0);
+  bool seen = false;
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
+    int v = pair.waiter_vcore.load();
+    if (v >= 0 && static_cast<uint32_t>(v) != vcore_id())
+      seen = vcore_blocked_in_kernel(static_cast<uint32_t>(v));
+    upthread_yield();
+  }
+  pair.word.store(1);
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&pair.word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+  ASSERT_EQ(upthread_join(waiter, nullptr), 0);
+  if (max_vcores() < 2) {
+    // One vcore: the waiter blocked the caller's own vcore, which cannot
+    // look at itself while asleep; the caller only ran after the timeout.
+    EXPECT_FALSE(seen);
+  } else {
+    EXPECT_TRUE(seen) << "a vcore asleep in futex() was not reported";
+  }
 }
 
 }  // namespace
