@@ -15,7 +15,8 @@ echo "$out" | grep -q "upthread stats" || fail "--stats printed no counters"
 "$run" -- cat /proc/self/maps | grep -q libupthread-preload.so || fail "shim not preloaded"
 
 for bad in "UPTHREAD_SCHED_PERIOD_US=abc" "UPTHREAD_SCHED_PERIOD_US=-1" "PARLIB_STATS=yes" \
-           "PARLIB_VCORES=0" "PARLIB_VCORES=x"; do
+           "PARLIB_VCORES=0" "PARLIB_VCORES=x" "UPTHREAD_STUCK_CHECK_US=soon" \
+           "PARLIB_SPARE_VCORES=999"; do
   var=${bad%%=*}
   err=$(env "$bad" "$run" -- "$prog" 2>&1 >/dev/null)
   rc=$?

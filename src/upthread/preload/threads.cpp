@@ -255,7 +255,14 @@ __attribute__((constructor)) static void preload_init() {
   uint64_t n;
   if (v != nullptr && (!parse_u64(v, PARLIB_MAX_VCORES, &n) || n == 0))
     bad_env("PARLIB_VCORES", v, "want a vcore count 1..256");
+  // Unmodified programs block in the kernel where the shim cannot see it
+  // (libgomp's inline futex calls): spare vcores stand in (docs/preload.md).
+  v = getenv("UPTHREAD_STUCK_CHECK_US");
+  uint64_t stuck_check = 1000;
+  if (v != nullptr && !parse_u64(v, 10'000'000, &stuck_check))
+    bad_env("UPTHREAD_STUCK_CHECK_US", v, "want microseconds 0..10000000 (0 = off)");
   upthread_set_sched_period(period);
+  upthread_set_stuck_check_period(stuck_check);
   if (uthread_self() != nullptr) {
     tl_self = &g_main_thread;
     g_main_thread.ut = upthread_self();
