@@ -70,7 +70,12 @@ parlib_ctx_restore:
 	ldmxcsr	PARLIB_CTX_MXCSR(%rdi)
 	fldcw	PARLIB_CTX_FPUCW(%rdi)
 	movq	PARLIB_CTX_RSP(%rdi), %rsp
-	jmpq	*PARLIB_CTX_RIP(%rdi)		/* "return" from the save */
+	/* "Return" from the save with a real ret, not an indirect jump: the
+	 * call into the switch pushed a return-stack-buffer entry, and only a
+	 * ret pops it. A jump would leave it there, and every later ret of
+	 * this thread (and the next) would be predicted one frame off. */
+	pushq	PARLIB_CTX_RIP(%rdi)
+	ret
 	.cfi_endproc
 	.size	parlib_ctx_restore, .-parlib_ctx_restore
 
