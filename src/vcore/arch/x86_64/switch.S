@@ -87,8 +87,25 @@ parlib_ctx_restore:
 parlib_ctx_swap:
 	.cfi_startproc
 	SAVE_CALLER_CONTEXT
-	movq	%rsi, %rdi
-	jmp	parlib_ctx_restore
+	/* The control registers usually match (threads rarely change rounding
+	 * modes), and loading them costs far more than comparing. */
+	movl	PARLIB_CTX_MXCSR(%rdi), %eax
+	cmpl	PARLIB_CTX_MXCSR(%rsi), %eax
+	je	1f
+	ldmxcsr	PARLIB_CTX_MXCSR(%rsi)
+1:	movzwl	PARLIB_CTX_FPUCW(%rdi), %eax
+	cmpw	PARLIB_CTX_FPUCW(%rsi), %ax
+	je	2f
+	fldcw	PARLIB_CTX_FPUCW(%rsi)
+2:	movq	PARLIB_CTX_RBX(%rsi), %rbx
+	movq	PARLIB_CTX_RBP(%rsi), %rbp
+	movq	PARLIB_CTX_R12(%rsi), %r12
+	movq	PARLIB_CTX_R13(%rsi), %r13
+	movq	PARLIB_CTX_R14(%rsi), %r14
+	movq	PARLIB_CTX_R15(%rsi), %r15
+	movq	PARLIB_CTX_RSP(%rsi), %rsp
+	pushq	PARLIB_CTX_RIP(%rsi)		/* ret: see parlib_ctx_restore */
+	ret
 	.cfi_endproc
 	.size	parlib_ctx_swap, .-parlib_ctx_swap
 
