@@ -50,13 +50,20 @@ void on_fault(int sig, siginfo_t *info, void *uctx) {
   }
   if (known && is_overflow_of(d, addr)) {
     if (d.uthread != nullptr) {
-      raw_fatal("stack overflow in uthread %p (%s) on vcore %u: fault at %p, stack [%p, %p)",
-                d.uthread, d.name != nullptr ? d.name : "unnamed", tls_vcoreid,
-                info->si_addr, d.bottom, static_cast<const char *>(d.bottom) + d.size);
-    }
-    raw_fatal("stack overflow in %s of vcore %u: fault at %p, stack [%p, %p)",
+      raw_log("fatal: stack overflow in uthread %p (%s) on vcore %u: fault at %p, stack [%p, %p)",
+              d.uthread, d.name != nullptr ? d.name : "unnamed", tls_vcoreid, info->si_addr,
+              d.bottom, static_cast<const char *>(d.bottom) + d.size);
+    } else {
+      raw_log("fatal: stack overflow in %s of vcore %u: fault at %p, stack [%p, %p)",
               d.name != nullptr ? d.name : "vcore context", tls_vcoreid, info->si_addr,
               d.bottom, static_cast<const char *>(d.bottom) + d.size);
+    }
+    // Then die of the fault itself, as a thread's overflow does natively
+    // (status and core dump of SIGSEGV): the access faults again on return.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, nullptr);
+    return;
   }
   // Not ours: hand the fault to whoever handled it before us (a sanitizer,
   // or the default action) by restoring that and letting it re-fault.

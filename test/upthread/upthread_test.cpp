@@ -234,6 +234,49 @@ TEST(Upthread, AThreadQueuedOnAVcoreGoingIdleStillRuns) {
   }
 }
 
+// upthread_yield switches thread to thread directly (parlib_ctx_swap),
+// which loads MXCSR and the x87 control word only when they differ: four
+// threads on one queue with four different settings keep theirs.
+TEST(Upthread, DirectSwitchesKeepEachThreadsFloatingPointControl) {
+  upthread_set_num_vcores(1);
+  upthread_can_vcore_steal(false);
+  struct Arg {
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    int mismatches = 0;
+  } args[4] = {{0x1f80, 0x037f}, {0x3f80, 0x027f}, {0x5f80, 0x007f}, {0x7f80, 0x0f7f}};
+  std::vector<upthread_t> threads;
+  for (auto &a : args) {
+    upthread_t t;
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *p) -> void * {
+                                auto *a = static_cast<Arg *>(p);
+                                asm volatile("ldmxcsr %0" : : "m"(a->mxcsr));
+                                asm volatile("fldcw %0" : : "m"(a->fpucw));
+                                for (int i = 0; i < 5000; ++i) {
+                                  upthread_yield();
+                                  uint32_t mxcsr;
+                                  uint16_t fpucw;
+                                  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+                                  asm volatile("fnstcw %0" : "=m"(fpucw));
+                                  if (mxcsr != a->mxcsr || fpucw != a->fpucw) ++a->mismatches;
+                                }
+                                uint32_t dflt_mxcsr = 0x1f80;
+                                uint16_t dflt_cw = 0x037f;
+                                asm volatile("ldmxcsr %0" : : "m"(dflt_mxcsr));
+                                asm volatile("fldcw %0" : : "m"(dflt_cw));
+                                return nullptr;
+                              },
+                              &a),
+              0);
+    threads.push_back(t);
+  }
+  for (upthread_t t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  upthread_set_num_vcores(max_vcores());
+  upthread_can_vcore_steal(true);
+  for (const auto &a : args) EXPECT_EQ(a.mismatches, 0) << "MXCSR " << std::hex << a.mxcsr;
+}
+
 // --- vcores stuck in the kernel -------------------------------------------------
 
 struct StuckCheckGuard {
