@@ -34,6 +34,7 @@ struct event_msg {
 #define EV_SYSCALL 1
 #define EV_ALARM 2
 #define EV_USER_IPI 3
+#define EV_SYSCALL_INTERRUPT 4 /* the library's: look for interrupted calls (syscall.h) */
 #define EV_FIRST_USER 16 /* applications use EV_FIRST_USER..MAX_NR_EVENT-1 */
 #define MAX_NR_EVENT 64
 

@@ -48,8 +48,9 @@ struct syscall {
 	uint32_t blocked_;    /* the uthread yielded for it */
 	uint32_t queued_;     /* on its vcore's completed list */
 	uint32_t cancel_on_first_; /* a wait on any of several submissions */
-	uint32_t reserved32_;
-	uint64_t reserved_[2];
+	uint32_t interrupted_; /* cancelled by parlib_syscall_interrupt */
+	struct syscall *bprev_; /* on its ring's list of blocked descriptors */
+	struct syscall *bnext_;
 };
 
 /* Bits of struct syscall.flags. */
@@ -70,6 +71,21 @@ PARLIB_API int parlib_syscall_backend(void);
  * disabled), like every event handler. A 2LS that installs its own handler
  * may call this one from it. Aborts on a NULL msg or descriptor. */
 PARLIB_API void parlib_syscall_default_handler(struct event_msg *msg, unsigned int ev_type);
+
+/* parlib_syscall_interrupt: asks uth's blocking call to end early, as a
+ * signal ends a system call: the pending operation is cancelled (one that
+ * completed first reports its own result), uth resumes in the call and
+ * asks its 2LS (schedule_ops.thread_sysc_interrupted) whether to go on,
+ * restart or fail with EINTR. If uth is not in a blocking call of this
+ * service, the request waits for its next one, which first asks the 2LS
+ * (a stale request costs that call nothing else). Any context; uth must
+ * be a live uthread. Returns true if uth was waiting in a call. */
+PARLIB_API bool parlib_syscall_interrupt(struct uthread *uth);
+
+/* What schedule_ops.thread_sysc_interrupted returns. */
+#define PARLIB_SYSC_INTR_NONE 0    /* nothing ran: the call goes on */
+#define PARLIB_SYSC_INTR_RESTART 1 /* restart (read, write, ...) or EINTR (poll, sleeps) */
+#define PARLIB_SYSC_INTR_EINTR 2   /* fail with EINTR */
 
 /* Per-vcore counters, for diagnostics and tests. */
 struct parlib_syscall_stats {

@@ -40,7 +40,9 @@ struct uthread {
 	void *asan_fake_stack_;       /* AddressSanitizer fiber bookkeeping */
 	const char *name_;            /* for diagnostics; may be NULL */
 	void (*entry_)(void);         /* where a fresh context starts */
-	uint64_t reserved_[4];
+	uint32_t sysc_intr_;          /* syscall service: interrupt request, wait (syscall.cpp) */
+	uint32_t reserved32_;
+	uint64_t reserved_[3];
 };
 
 /* The callbacks a 2LS provides. Unless noted, they run in vcore context. */
@@ -66,6 +68,14 @@ struct schedule_ops {
 	/* Optional (may be NULL): this vcore is about to be preempted. Never
 	 * called on Linux, where vcores are not revoked. */
 	void (*preempt_pending)(void);
+	/* Optional (may be NULL). Uthread context, notifications enabled: the
+	 * calling uthread's blocking call (syscall.h) was interrupted by
+	 * parlib_syscall_interrupt(). The 2LS runs what made it interrupt (a
+	 * signal handler, say) and returns PARLIB_SYSC_INTR_NONE (nothing ran:
+	 * the call goes on), PARLIB_SYSC_INTR_RESTART (the call restarts where
+	 * POSIX restarts it after an SA_RESTART handler) or PARLIB_SYSC_INTR_EINTR
+	 * (it fails with EINTR). NULL: every interruption is EINTR. */
+	int (*thread_sysc_interrupted)(struct uthread *);
 };
 
 /* The active 2LS. Set it before uthread_lib_init(). */

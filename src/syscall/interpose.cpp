@@ -121,11 +121,18 @@ void raise_sigpipe_if(long r, int flags) {
 }
 
 // Runs fn() (the real blocking call, returning -errno) on a helper thread
-// while the calling uthread waits.
+// while the calling uthread waits (see offload for wait_fd and events).
 template <typename Fn>
-long offload_call(long num, Fn fn) {
+long offload_call(long num, Fn fn, int wait_fd = -1, short events = 0) {
   return offload(
-      num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn);
+      num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn, wait_fd, events);
+}
+
+// The start of a call that may wait: an interrupt request that came before
+// it (a signal sent while the uthread ran) is taken first, so that its
+// handler runs before the call, as the kernel delivers a pending signal.
+void take_early_interrupt() {
+  if (interrupt_requested()) take_interrupt();
 }
 
 // Runs one operation for the calling uthread: on its vcore's ring, with
@@ -133,19 +140,30 @@ long offload_call(long num, Fn fn) {
 // blocking call, returning -errno). Returns >= 0 or -errno.
 // fd >= 0: an operation on that descriptor whose O_NONBLOCK flag is
 // honoured lazily (ring_wait looks only when it would wait; a helper
-// thread's real call honours it by itself).
+// thread's real call honours it by itself). events (POLLIN, POLLOUT): what
+// a helper waits for, interruptibly, before the call.
+// Interrupted (parlib_syscall_interrupt) before it completed, the
+// operation is restarted unless the 2LS says EINTR (a handler without
+// SA_RESTART ran).
 template <typename Prep, typename Fallback>
-long async_op(long num, Prep prep, Fallback fallback, int fd = -1) {
-  {
-    NotifGuard guard;
-    if (VcoreRing *r = this_ring()) {
-      struct syscall sc;
-      sysc_prepare(&sc, num);
-      prep(ring_sqe(r, &sc));
-      return ring_wait(r, &sc, fd);
+long async_op(long num, Prep prep, Fallback fallback, int fd = -1, short events = 0) {
+  take_early_interrupt();
+  for (;;) {
+    long r;
+    {
+      NotifGuard guard;
+      VcoreRing *ring = this_ring();
+      if (ring != nullptr) {
+        struct syscall sc;
+        sysc_prepare(&sc, num);
+        prep(ring_sqe(ring, &sc));
+        r = ring_wait(ring, &sc, fd);
+      }
+      if (ring == nullptr) r = INT64_MIN;
     }
+    if (r == INT64_MIN) r = offload_call(num, fallback, events != 0 ? fd : -1, events);
+    if (r != -EINTR || take_interrupt() == PARLIB_SYSC_INTR_EINTR) return r;
   }
-  return offload_call(num, fallback);
 }
 
 unsigned clamp_len(size_t n) { return static_cast<unsigned>(n > UINT_MAX ? UINT_MAX : n); }
@@ -234,13 +252,36 @@ uint64_t ts_to_ns(const struct timespec &ts) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// Sleeps the calling uthread until the deadline on clk. Interrupted, it
+// sleeps on if no handler ran (the 2LS says PARLIB_SYSC_INTR_NONE) and
+// otherwise returns -EINTR (sleeps are never restarted); else 0.
+long sleep_abs(clockid_t clk, const struct timespec &deadline) {
+  take_early_interrupt();
+  for (;;) {
+    if (sleep_until(clk, deadline) == 0) return 0;
+    if (take_interrupt() != PARLIB_SYSC_INTR_NONE) return -EINTR;
+  }
+}
+
+uint64_t clock_ns(clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return ts_to_ns(ts);
+}
+
 // A relative sleep for the calling uthread (CLOCK_MONOTONIC, as Linux
-// measures nanosleep).
-void sleep_rel(const struct timespec &rel) {
+// measures nanosleep). Interrupted (-EINTR), it writes the time not slept
+// to *rem if rem is not null.
+long sleep_rel(const struct timespec &rel, struct timespec *rem) {
   uint64_t now = monotonic_ns();
   uint64_t d = ts_to_ns(rel);
   uint64_t deadline = d > UINT64_MAX - now ? UINT64_MAX : now + d;
-  sleep_until(CLOCK_MONOTONIC, ns_to_ts(deadline));
+  long r = sleep_abs(CLOCK_MONOTONIC, ns_to_ts(deadline));
+  if (r == -EINTR && rem != nullptr) {
+    uint64_t end = monotonic_ns();
+    *rem = ns_to_ts(deadline > end ? deadline - end : 0);
+  }
+  return r;
 }
 
 // A zero-timeout readiness call from a uthread. The runtime's notification
@@ -265,11 +306,38 @@ int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check chec
   int r = check_now(check);
   if (r != 0 || timeout_ns == 0) return r;
   uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
+  take_early_interrupt();
   for (;;) {
-    if (!wait_any_ready(fds, n, deadline)) return INT_MIN;  // no ring
+    int w = wait_any_ready(fds, n, deadline);
+    if (w == -1) return INT_MIN;  // no ring
+    // Interrupted: a handler that ran ends the call (never restarted).
+    if (w == -EINTR && take_interrupt() != PARLIB_SYSC_INTR_NONE) {
+      errno = EINTR;
+      return -1;
+    }
     r = check_now(check);
     if (r != 0) return r;
     if (deadline != 0 && monotonic_ns() >= deadline) return 0;
+  }
+}
+
+// The poll family on a helper thread: call(left_ns) is the real call with
+// that timeout (-1: none) and helper_wait_mask(). Interrupted with no
+// handler run, it is made again with the time left. Returns the call's
+// result, -1 with errno.
+template <typename Call>
+int poll_offload(long num, int64_t timeout_ns, Call call) {
+  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
+  take_early_interrupt();
+  for (;;) {
+    int64_t left = -1;
+    if (timeout_ns >= 0) {
+      uint64_t now = monotonic_ns();
+      left = deadline > now ? static_cast<int64_t>(deadline - now) : 0;
+    }
+    long r = offload_call(num, [&] { return call(left); });
+    if (r != -EINTR || take_interrupt() != PARLIB_SYSC_INTR_NONE)
+      return static_cast<int>(set_errno(r));
   }
 }
 
@@ -287,7 +355,7 @@ PARLIB_API ssize_t read(int fd, void *buf, size_t n) {
       [&](io_uring_sqe *s) {
         io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(-1));
       },
-      [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd));
+      [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd, POLLIN));
 }
 
 PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
@@ -299,7 +367,7 @@ PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
         [&](io_uring_sqe *s) {
           io_uring_prep_write(s, fd, p + done, clamp_len(n - done), static_cast<uint64_t>(-1));
         },
-        [&] { return neg_errno(REAL(write)(fd, p + done, n - done)); }, fd);
+        [&] { return neg_errno(REAL(write)(fd, p + done, n - done)); }, fd, POLLOUT);
   }));
 }
 
@@ -332,7 +400,7 @@ PARLIB_API ssize_t readv(int fd, const struct iovec *iov, int cnt) {
       [&](io_uring_sqe *s) {
         io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1));
       },
-      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }, fd));
+      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }, fd, POLLIN));
 }
 
 PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
@@ -353,7 +421,7 @@ PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
         [&](io_uring_sqe *s) {
           io_uring_prep_writev(s, fd, v, static_cast<unsigned>(k), static_cast<uint64_t>(-1));
         },
-        [&] { return neg_errno(REAL(writev)(fd, v, k)); }, fd);
+        [&] { return neg_errno(REAL(writev)(fd, v, k)); }, fd, POLLOUT);
   }));
 }
 
@@ -361,7 +429,7 @@ PARLIB_API ssize_t recv(int fd, void *buf, size_t n, int flags) {
   if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buf, n, flags);
   return set_errno(async_op(
       SYS_recvfrom, [&](io_uring_sqe *s) { io_uring_prep_recv(s, fd, buf, n, flags); },
-      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }, fd));
+      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }, fd, POLLIN));
 }
 
 PARLIB_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -369,7 +437,7 @@ PARLIB_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   return set_errno(async_op(
       SYS_recvmsg,
       [&](io_uring_sqe *s) { io_uring_prep_recvmsg(s, fd, msg, static_cast<unsigned>(flags)); },
-      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }, fd));
+      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }, fd, POLLIN));
 }
 
 PARLIB_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
@@ -413,7 +481,7 @@ PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         [&](io_uring_sqe *s) {
           io_uring_prep_sendmsg(s, fd, &m, static_cast<unsigned>(flags | MSG_NOSIGNAL));
         },
-        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd);
+        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd, POLLOUT);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
@@ -428,7 +496,8 @@ PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
         [&](io_uring_sqe *s) {
           io_uring_prep_send(s, fd, p + done, n - done, flags | MSG_NOSIGNAL);
         },
-        [&] { return neg_errno(REAL(send)(fd, p + done, n - done, flags | MSG_NOSIGNAL)); }, fd);
+        [&] { return neg_errno(REAL(send)(fd, p + done, n - done, flags | MSG_NOSIGNAL)); }, fd,
+        POLLOUT);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
@@ -453,14 +522,14 @@ PARLIB_API int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
   if (!can_block_async() || must_call_real(fd)) return REAL(accept4)(fd, addr, addrlen, flags);
   return static_cast<int>(set_errno(async_op(
       SYS_accept4, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, flags); },
-      [&] { return neg_errno(REAL(accept4)(fd, addr, addrlen, flags)); })));
+      [&] { return neg_errno(REAL(accept4)(fd, addr, addrlen, flags)); }, fd, POLLIN)));
 }
 
 PARLIB_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
   if (!can_block_async() || must_call_real(fd)) return REAL(accept)(fd, addr, addrlen);
   return static_cast<int>(set_errno(async_op(
       SYS_accept, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, 0); },
-      [&] { return neg_errno(REAL(accept)(fd, addr, addrlen)); })));
+      [&] { return neg_errno(REAL(accept)(fd, addr, addrlen)); }, fd, POLLIN)));
 }
 
 PARLIB_API int connect(int fd, const struct sockaddr *addr, socklen_t len) {
@@ -495,8 +564,10 @@ PARLIB_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
     int r = poll_loop(fds, n, tns, [&] { return REAL(poll)(fds, n, 0); });
     if (r != INT_MIN) return r;
   }
-  return static_cast<int>(
-      set_errno(offload_call(SYS_poll, [&] { return neg_errno(REAL(poll)(fds, n, timeout)); })));
+  return poll_offload(SYS_poll, tns, [&](int64_t left) {
+    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    return neg_errno(REAL(ppoll)(fds, n, left < 0 ? nullptr : &ts, helper_wait_mask()));
+  });
 }
 
 PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
@@ -516,8 +587,10 @@ PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
     int r = poll_loop(fds, n, tns, [&] { return REAL(ppoll)(fds, n, &zero, nullptr); });
     if (r != INT_MIN) return r;
   }
-  return static_cast<int>(set_errno(
-      offload_call(SYS_ppoll, [&] { return neg_errno(REAL(ppoll)(fds, n, tmo, nullptr)); })));
+  return poll_offload(SYS_ppoll, tns, [&](int64_t left) {
+    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    return neg_errno(REAL(ppoll)(fds, n, left < 0 ? nullptr : &ts, helper_wait_mask()));
+  });
 }
 
 PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
@@ -529,9 +602,12 @@ PARLIB_API int epoll_wait(int epfd, struct epoll_event *events, int maxevents, i
     int r = poll_loop(&pfd, 1, tns, [&] { return REAL(epoll_wait)(epfd, events, maxevents, 0); });
     if (r != INT_MIN) return r;
   }
-  return static_cast<int>(set_errno(offload_call(SYS_epoll_wait, [&] {
-    return neg_errno(REAL(epoll_wait)(epfd, events, maxevents, timeout));
-  })));
+  return poll_offload(SYS_epoll_wait, tns, [&](int64_t left) {
+    int ms = left < 0 ? -1 : static_cast<int>((left + 999999) / 1000000);
+    const sigset_t *mask = helper_wait_mask();
+    if (mask == nullptr) return neg_errno(REAL(epoll_wait)(epfd, events, maxevents, ms));
+    return neg_errno(epoll_pwait(epfd, events, maxevents, ms, mask));
+  });
 }
 
 PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
@@ -582,47 +658,60 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
     if (wr != nullptr) *wr = in_wr;
     if (ex != nullptr) *ex = in_ex;
   }
-  return static_cast<int>(set_errno(
-      offload_call(SYS_select, [&] { return neg_errno(REAL(select)(nfds, rd, wr, ex, tv)); })));
+  // pselect leaves the sets alone when it fails (EINTR), and does not
+  // report the time left: that is done here, as Linux's select does.
+  int64_t tns = tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
+  uint64_t start = monotonic_ns();
+  int r = poll_offload(SYS_select, tns, [&](int64_t left) {
+    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    return neg_errno(pselect(nfds, rd, wr, ex, left < 0 ? nullptr : &ts, helper_wait_mask()));
+  });
+  if (tv != nullptr) {
+    int64_t left = tns - static_cast<int64_t>(monotonic_ns() - start);
+    if (left < 0 || r == 0) left = 0;
+    tv->tv_sec = left / 1000000000;
+    tv->tv_usec = (left % 1000000000) / 1000;
+  }
+  return r;
 }
 
-// The sleeps: a timeout on the ring (an alarm with helper threads). A
-// sleeping uthread is not interrupted by signals, so rem is never written.
+// The sleeps: a timeout on the ring (an alarm with helper threads). An
+// interrupted sleep whose handler ran fails with EINTR (never restarted)
+// and a relative one reports the time not slept in rem.
 PARLIB_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
                                struct timespec *rem) {
   bool supported = clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME;
   if (!can_block_async() || !supported || !timespec_valid(req))
     return REAL(clock_nanosleep)(clk, flags, req, rem);
-  if (flags & TIMER_ABSTIME) {
-    sleep_until(clk, *req);
-  } else {
-    struct timespec now;
-    clock_gettime(clk, &now);
-    uint64_t deadline = ts_to_ns(now) + ts_to_ns(*req);
-    sleep_until(clk, ns_to_ts(deadline));
+  if (flags & TIMER_ABSTIME) return static_cast<int>(-sleep_abs(clk, *req));
+  uint64_t deadline = clock_ns(clk) + ts_to_ns(*req);
+  if (sleep_abs(clk, ns_to_ts(deadline)) == 0) return 0;
+  if (rem != nullptr) {
+    uint64_t end = clock_ns(clk);
+    *rem = ns_to_ts(deadline > end ? deadline - end : 0);
   }
-  return 0;
+  return EINTR;
 }
 
 PARLIB_API int nanosleep(const struct timespec *req, struct timespec *rem) {
   if (!can_block_async() || !timespec_valid(req)) return REAL(nanosleep)(req, rem);
-  sleep_rel(*req);
-  return 0;
+  return static_cast<int>(set_errno(sleep_rel(*req, rem)));
 }
 
 PARLIB_API int usleep(useconds_t usec) {
   if (!can_block_async()) return REAL(usleep)(usec);
   struct timespec ts = {static_cast<time_t>(usec / 1000000),
                         static_cast<long>(usec % 1000000) * 1000};
-  sleep_rel(ts);
-  return 0;
+  return static_cast<int>(set_errno(sleep_rel(ts, nullptr)));
 }
 
 PARLIB_API unsigned sleep(unsigned seconds) {
   if (!can_block_async()) return REAL(sleep)(seconds);
   struct timespec ts = {static_cast<time_t>(seconds), 0};
-  sleep_rel(ts);
-  return 0;
+  struct timespec rem;
+  if (sleep_rel(ts, &rem) == 0) return 0;
+  // glibc's rounding of the time left.
+  return static_cast<unsigned>(rem.tv_sec) + (rem.tv_nsec >= 500000000 ? 1 : 0);
 }
 
 // The same functions under private names for libupthread-preload.so

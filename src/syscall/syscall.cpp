@@ -67,6 +67,10 @@ struct alignas(64) VcoreRing {
   // blocked: delivered as EV_SYSCALL by the next reap. Owner task only.
   struct syscall *done_head = nullptr;
   struct syscall *done_tail = nullptr;
+  // Descriptors whose uthread has blocked and which are not delivered yet
+  // (linked through bprev_/bnext_): where an interrupt request is looked
+  // for (interrupt_blocked). Owner task only.
+  struct syscall *blocked_head = nullptr;
   std::atomic<uint64_t> submitted{0};
   std::atomic<uint64_t> blocked{0};
   std::atomic<uint64_t> offloaded{0};
@@ -74,11 +78,39 @@ struct alignas(64) VcoreRing {
 
 namespace {
 
+enum JobState : int {
+  kJobQueued,    // in the pool's list
+  kJobRunning,   // a helper (tid) runs it
+  kJobDone,      // finished, or taken out of the list by an interruption
+};
+
 struct Job {
   struct syscall *sc;
   long (*fn)(void *);
   void *arg;
   Job *next;
+  // Readiness to wait for, interruptibly, before fn (wait_fd < 0: none).
+  int wait_fd;
+  short wait_events;
+  // Under the pool lock:
+  JobState state;
+  pid_t tid;         // the helper, while kJobRunning
+  bool interrupted;  // the helper was sent kHelperSignal for it
+};
+
+struct AlarmSleep;
+void interrupt_helper_wait(struct uthread *uth);
+
+// A uthread's wait that is not on a ring (a helper job or an alarm), in the
+// pool's list of waits under its lock from before the job is queued (the
+// alarm started) until the uthread has resumed: where an interrupt request
+// finds it (interrupt_helper_wait).
+struct HelperWait {
+  struct uthread *uth;
+  Job *job;
+  AlarmSleep *alarm;
+  HelperWait *prev;
+  HelperWait *next;
 };
 
 // The helper threads of the fallback. The lock is a spinlock taken with
@@ -92,6 +124,7 @@ struct HelperPool {
   int idle = 0;                  // helpers waiting for a job
   int threads = 0;               // helpers started
   std::atomic<uint32_t> seq{0};  // futex word: bumped for every new job
+  HelperWait *waits = nullptr;   // every helper job and alarm sleep in progress
 };
 
 struct SyscallRuntime {
@@ -103,6 +136,11 @@ struct SyscallRuntime {
   HelperPool pool;
   int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
                              void *) = nullptr;
+  // The helpers' interruption signal (0: none; set once, before the first
+  // helper starts) and the mask a helper waits with (only that unblocked).
+  std::once_flag helper_signal_once;
+  int helper_signal = 0;
+  sigset_t helper_wait_mask;
 };
 
 SyscallRuntime g_sys;
@@ -146,6 +184,76 @@ bool create_ring(VcoreRing &r) {
   return false;
 }
 
+// A uthread's interrupt word (uthread::sysc_intr_): kIntrRequested is set
+// by parlib_syscall_interrupt and cleared by the uthread when it asks its
+// 2LS; kIntrWaiting (with the ring's vcore above kIntrVcoreShift, or
+// kIntrHelper) only by the uthread, for the duration of a wait.
+constexpr uint32_t kIntrRequested = 1;
+constexpr uint32_t kIntrWaiting = 2;
+constexpr uint32_t kIntrHelper = 4;  // the wait is a helper job or an alarm
+constexpr uint32_t kIntrVcoreShift = 8;
+
+std::atomic_ref<uint32_t> intr_word(struct uthread *uth) {
+  return std::atomic_ref<uint32_t>(uth->sysc_intr_);
+}
+
+// The calling uthread waits in a call of the service for the scope: an
+// interrupt request now finds it (kIntrWaiting, and where: a ring's vcore
+// or kIntrHelper). seq_cst on both sides: the requester sets
+// kIntrRequested and then reads kIntrWaiting; the waiter sets kIntrWaiting
+// and then looks for kIntrRequested (blockon_cb, the helper registry).
+class IntrWait {
+ public:
+  explicit IntrWait(uint32_t where) : uth_(current_uthread) {
+    intr_word(uth_).fetch_or(kIntrWaiting | where, std::memory_order_seq_cst);
+  }
+  ~IntrWait() { intr_word(uth_).fetch_and(kIntrRequested, std::memory_order_seq_cst); }
+  IntrWait(const IntrWait &) = delete;
+  IntrWait &operator=(const IntrWait &) = delete;
+
+ private:
+  struct uthread *uth_;
+};
+
+void link_blocked(VcoreRing &r, struct syscall *sc) {
+  sc->bprev_ = nullptr;
+  sc->bnext_ = r.blocked_head;
+  if (r.blocked_head != nullptr) r.blocked_head->bprev_ = sc;
+  r.blocked_head = sc;
+}
+
+void unlink_blocked(VcoreRing &r, struct syscall *sc) {
+  if (sc->bprev_ != nullptr)
+    sc->bprev_->bnext_ = sc->bnext_;
+  else
+    r.blocked_head = sc->bnext_;
+  if (sc->bnext_ != nullptr) sc->bnext_->bprev_ = sc->bprev_;
+}
+
+// Cancels what sc still has in flight on r, once (submitted by the next
+// harvest or submit). Owner task only.
+void cancel_sc(VcoreRing &r, struct syscall *sc) {
+  io_uring_sqe *sqe = io_uring_get_sqe(&r.ring);
+  while (sqe == nullptr) {
+    io_uring_submit(&r.ring);
+    sqe = io_uring_get_sqe(&r.ring);
+  }
+  io_uring_prep_cancel64(sqe, reinterpret_cast<uintptr_t>(sc), IORING_ASYNC_CANCEL_ALL);
+  sqe->user_data = kIgnoreUserData;
+}
+
+void interrupt_sc(VcoreRing &r, struct syscall *sc) {
+  if (sc->interrupted_ || sc->pending_ == 0) return;
+  sc->interrupted_ = 1;
+  cancel_sc(r, sc);
+}
+
+// The blocked descriptors of r whose uthread has an interrupt request.
+void interrupt_blocked(VcoreRing &r) {
+  for (struct syscall *sc = r.blocked_head; sc != nullptr; sc = sc->bnext_)
+    if (intr_word(sc->uth).load(std::memory_order_seq_cst) & kIntrRequested) interrupt_sc(r, sc);
+}
+
 void enqueue_done(VcoreRing &r, struct syscall *sc) {
   sc->queued_ = 1;
   sc->next_ = nullptr;
@@ -174,15 +282,7 @@ void ingest(VcoreRing &r, uint64_t user_data, int res) {
     sc->flags |= SYSC_DONE;
     // A wait on several operations (poll sets, a wait with a timeout) ends
     // at the first: cancel the others here, on the ring that holds them.
-    if (sc->cancel_on_first_ && sc->pending_ > 0) {
-      io_uring_sqe *sqe = io_uring_get_sqe(&r.ring);
-      while (sqe == nullptr) {
-        io_uring_submit(&r.ring);
-        sqe = io_uring_get_sqe(&r.ring);
-      }
-      io_uring_prep_cancel64(sqe, user_data, IORING_ASYNC_CANCEL_ALL);
-      sqe->user_data = kIgnoreUserData;
-    }
+    if (sc->cancel_on_first_ && sc->pending_ > 0) cancel_sc(r, sc);
   }
   if (sc->blocked_ && !sc->queued_ && sc->pending_ == 0) enqueue_done(r, sc);
 }
@@ -219,6 +319,7 @@ void dispatch(VcoreRing &r) {
   while (struct syscall *sc = r.done_head) {
     r.done_head = sc->next_;
     if (r.done_head == nullptr) r.done_tail = nullptr;
+    unlink_blocked(r, sc);
     deliver_sysc(sc);  // sc may be gone after this
   }
 }
@@ -365,6 +466,11 @@ void blockon_cb(struct uthread *uth, void *arg) {
   VcoreRing &r = g_sys.rings[tls_vcoreid];
   if (r.status.load(std::memory_order_relaxed) != kRingReady) return;  // alarm or helper wait
   sc->blocked_ = 1;
+  link_blocked(r, sc);
+  // An interrupt request that came before this link (the vcore's
+  // EV_SYSCALL_INTERRUPT handler did not see sc) is seen here: the
+  // requester set the bit before it sent the event.
+  if (intr_word(uth).load(std::memory_order_seq_cst) & kIntrRequested) interrupt_sc(r, sc);
   if (sc->pending_ == 0 && !sc->queued_ && sc->ncomp_ > 0) enqueue_done(r, sc);
   harvest(r);
   dispatch(r);
@@ -385,9 +491,43 @@ void pool_lock(HelperPool &p) {
 }
 void pool_unlock(HelperPool &p) { p.lock.clear(std::memory_order_release); }
 
+// Waits for j's descriptor to be ready with only the interruption signal
+// unblocked (atomically, in ppoll: a signal sent since the job started is
+// pending and ends the wait at once). -EINTR: interrupted; 0: go on.
+long wait_ready(Job *j) {
+  long fl = syscall(SYS_fcntl, j->wait_fd, F_GETFL);
+  if (fl < 0 || (fl & O_NONBLOCK) != 0) return 0;  // the call says EBADF or EAGAIN itself
+  struct pollfd p = {j->wait_fd, static_cast<short>(j->wait_events | POLLERR | POLLHUP), 0};
+  for (;;) {
+    if (syscall(SYS_ppoll, &p, 1, nullptr, &g_sys.helper_wait_mask, _NSIG / 8) >= 0) return 0;
+    if (errno != EINTR) return 0;  // the call itself reports the error
+    pool_lock(g_sys.pool);
+    bool interrupted = j->interrupted;
+    pool_unlock(g_sys.pool);
+    if (interrupted) return -EINTR;
+  }
+}
+
 void run_job(Job *j) {
   struct syscall *sc = j->sc;
-  long r = j->fn(j->arg);
+  long r = 0;
+  if (j->wait_fd >= 0 && g_sys.helper_signal != 0) r = wait_ready(j);
+  if (r == 0) r = j->fn(j->arg);
+  HelperPool &p = g_sys.pool;
+  pool_lock(p);
+  j->state = kJobDone;  // no interruption signal is sent for j from here on
+  bool interrupted = j->interrupted;
+  pool_unlock(p);
+  if (interrupted) {
+    // The signal may still be pending (blocked outside the waits): take
+    // it, so that it cannot interrupt this helper's next job.
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, g_sys.helper_signal);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&s, nullptr, &zero) > 0) {
+    }
+  }
   sc->retval = r;
   sc->flags |= SYSC_DONE;
   struct event_msg msg;
@@ -403,6 +543,7 @@ void *helper_main(void *) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // process signals go elsewhere
   HelperPool &p = g_sys.pool;
+  auto me = static_cast<pid_t>(syscall(SYS_gettid));
   for (;;) {
     uint32_t seen = p.seq.load(std::memory_order_acquire);
     pool_lock(p);
@@ -411,6 +552,8 @@ void *helper_main(void *) {
       p.head = j->next;
       if (p.head == nullptr) p.tail = nullptr;
       p.queued--;
+      j->state = kJobRunning;
+      j->tid = me;
       pool_unlock(p);
       run_job(j);
       continue;
@@ -425,7 +568,31 @@ void *helper_main(void *) {
   return nullptr;
 }
 
+void on_helper_signal(int) {}
+
+// The signal that interrupts a helper's wait for an interrupted uthread:
+// SIGRTMAX, unless the program has an action for it already (then helper
+// waits are not interruptible). Installed without SA_RESTART.
+void install_helper_signal() {
+  struct sigaction cur;
+  int sig = SIGRTMAX;
+  if (sigaction(sig, nullptr, &cur) != 0 || cur.sa_handler != SIG_DFL ||
+      (cur.sa_flags & SA_SIGINFO)) {
+    raw_log("syscall: SIGRTMAX is in use: helper threads' waits cannot be interrupted");
+    return;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_helper_signal;
+  sigfillset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
+  sigfillset(&g_sys.helper_wait_mask);
+  sigdelset(&g_sys.helper_wait_mask, sig);
+  g_sys.helper_signal = sig;
+}
+
 bool start_helper() {
+  std::call_once(g_sys.helper_signal_once, install_helper_signal);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kHelperStackSize);
@@ -436,9 +603,32 @@ bool start_helper() {
   return err == 0;
 }
 
-void pool_submit(Job *j) {
+void link_wait(HelperPool &p, HelperWait *w) {
+  w->prev = nullptr;
+  w->next = p.waits;
+  if (p.waits != nullptr) p.waits->prev = w;
+  p.waits = w;
+}
+
+void unlink_wait(HelperWait *w) {
+  HelperPool &p = g_sys.pool;
+  NotifGuard guard;
+  pool_lock(p);
+  if (w->prev != nullptr)
+    w->prev->next = w->next;
+  else
+    p.waits = w->next;
+  if (w->next != nullptr) w->next->prev = w->prev;
+  pool_unlock(p);
+}
+
+// Queues j and registers its wait w.
+void pool_submit(Job *j, HelperWait *w) {
   HelperPool &p = g_sys.pool;
   pool_lock(p);
+  link_wait(p, w);
+  j->state = kJobQueued;
+  j->interrupted = false;
   j->next = nullptr;
   if (p.tail != nullptr)
     p.tail->next = j;
@@ -481,7 +671,8 @@ uint64_t ts_ns(const struct timespec &ts) {
 }
 
 // The fallback's sleep: an alarm whose callback delivers the descriptor.
-void alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
+// Returns 0, or -EINTR when interrupted (the alarm stopped).
+long alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
   struct syscall sc;
   sysc_prepare(&sc, SYS_clock_nanosleep);
   AlarmSleep as;
@@ -498,8 +689,69 @@ void alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
     }
     set_waiter_abs(&as.w, (deadline + 999) / 1000);
   }
+  HelperWait hw = {current_uthread, nullptr, &as, nullptr, nullptr};
+  g_sys.rings[sc.vcoreid].blocked.fetch_add(1, std::memory_order_relaxed);
+  IntrWait intr(kIntrHelper);
+  pool_lock(g_sys.pool);
+  link_wait(g_sys.pool, &hw);
+  pool_unlock(g_sys.pool);
   start_alarm(&as.w);  // fires on this vcore, after the yield below
+  if (intr_word(current_uthread).load(std::memory_order_seq_cst) & kIntrRequested)
+    interrupt_helper_wait(current_uthread);
   block_on(&sc);
+  unlink_wait(&hw);
+  return sc.retval;
+}
+
+// Completes sc with -EINTR: its EV_SYSCALL to its vcore, as a helper does.
+void deliver_interrupted(struct syscall *sc) {
+  sc->retval = -EINTR;
+  sc->flags |= SYSC_DONE;
+  struct event_msg msg;
+  memset(&msg, 0, sizeof msg);
+  msg.ev_arg3 = sc;
+  uint32_t vcoreid = sc->vcoreid;
+  while (send_event_to_any(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
+}
+
+// Ends uth's helper job or alarm sleep: a queued job is taken out of the
+// list and completed with -EINTR, a running one's helper is signalled (its
+// wait ends with EINTR, a call that does not wait finishes), a pending
+// alarm is stopped and its sleep completed with -EINTR. Idempotent. Any
+// context: by the requester, or by uth itself before it blocks.
+void interrupt_helper_wait(struct uthread *uth) {
+  HelperPool &p = g_sys.pool;
+  struct syscall *done = nullptr;
+  NotifGuard guard;
+  pool_lock(p);
+  for (HelperWait *w = p.waits; w != nullptr; w = w->next) {
+    if (w->uth != uth) continue;
+    if (Job *j = w->job) {
+      if (j->state == kJobQueued) {
+        Job **link = &p.head;
+        Job *prev = nullptr;
+        while (*link != j) {
+          prev = *link;
+          link = &prev->next;
+        }
+        *link = j->next;
+        if (p.tail == j) p.tail = prev;
+        p.queued--;
+        j->state = kJobDone;
+        done = j->sc;
+      } else if (j->state == kJobRunning && !j->interrupted && g_sys.helper_signal != 0) {
+        j->interrupted = true;
+        syscall(SYS_tgkill, getpid(), j->tid, g_sys.helper_signal);
+      }
+    } else if (w->alarm != nullptr && stop_alarm(&w->alarm->w)) {
+      done = w->alarm->sc;  // the callback will never run: we complete it
+    }
+    break;
+  }
+  pool_unlock(p);
+  // Outside the lock (it may allocate); nobody else completes it now, and
+  // its uthread stays blocked, with the wait registered, until this does.
+  if (done != nullptr) deliver_interrupted(done);
 }
 
 }  // namespace
@@ -580,6 +832,7 @@ void submit_all(VcoreRing *r) {
 }  // namespace
 
 long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
+  IntrWait intr(static_cast<uint32_t>(r - g_sys.rings) << kIntrVcoreShift);
   submit_all(r);
   if (sc->pending_ == 0) return sc->retval;
   // It has to wait. io_uring waits even on an O_NONBLOCK descriptor, where
@@ -599,33 +852,43 @@ long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
       sqe->user_data = kIgnoreUserData;
       submit_all(r);
       if (sc->pending_ > 0) block_on(sc);
-      if (sc->retval == -ECANCELED) sc->retval = -EAGAIN;
+      if (sc->retval == -ECANCELED) sc->retval = sc->interrupted_ ? -EINTR : -EAGAIN;
       return sc->retval;
     }
   }
   r->blocked.fetch_add(1, std::memory_order_relaxed);
   block_on(sc);
+  // Cancelled by an interrupt request; an operation that completed first
+  // reports its own result.
+  if (sc->interrupted_ && sc->retval == -ECANCELED) return -EINTR;
   return sc->retval;
 }
 
-long offload(long num, long (*fn)(void *), void *arg) {
+long offload(long num, long (*fn)(void *), void *arg, int wait_fd, short wait_events) {
   struct syscall sc;
   NotifGuard guard;
   sysc_prepare(&sc, num);
-  Job job{&sc, fn, arg, nullptr};
+  Job job{&sc, fn, arg, nullptr, wait_fd, wait_events, kJobQueued, 0, false};
+  HelperWait hw = {current_uthread, &job, nullptr, nullptr, nullptr};
   g_sys.rings[sc.vcoreid].offloaded.fetch_add(1, std::memory_order_relaxed);
-  pool_submit(&job);
+  IntrWait intr(kIntrHelper);
+  pool_submit(&job, &hw);
+  // A request that came before the job was registered (see IntrWait).
+  if (intr_word(current_uthread).load(std::memory_order_seq_cst) & kIntrRequested)
+    interrupt_helper_wait(current_uthread);
   block_on(&sc);
+  unlink_wait(&hw);
   return sc.retval;
 }
 
-void sleep_until(clockid_t clk, const struct timespec &abs) {
+const sigset_t *helper_wait_mask() {
+  return g_sys.helper_signal != 0 ? &g_sys.helper_wait_mask : nullptr;
+}
+
+long sleep_until(clockid_t clk, const struct timespec &abs) {
   NotifGuard guard;
   VcoreRing *r = this_ring();
-  if (r == nullptr) {
-    alarm_sleep_until(clk, abs);
-    return;
-  }
+  if (r == nullptr) return alarm_sleep_until(clk, abs);
   struct syscall sc;
   sysc_prepare(&sc, SYS_clock_nanosleep);
   __kernel_timespec ts;
@@ -636,13 +899,14 @@ void sleep_until(clockid_t clk, const struct timespec &abs) {
   if (clk == CLOCK_BOOTTIME) flags |= IORING_TIMEOUT_BOOTTIME;
   io_uring_sqe *sqe = ring_sqe(r, &sc);
   io_uring_prep_timeout(sqe, &ts, 0, flags);
-  ring_wait(r, &sc);  // -ETIME: expired, which is all a sleep waits for
+  // -ETIME: expired, which is all a sleep waits for.
+  return ring_wait(r, &sc) == -EINTR ? -EINTR : 0;
 }
 
-bool wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns) {
+int wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns) {
   NotifGuard guard;
   VcoreRing *r = this_ring();
-  if (r == nullptr) return false;
+  if (r == nullptr) return -1;
   struct syscall sc;
   sysc_prepare(&sc, SYS_ppoll);
   sc.cancel_on_first_ = 1;
@@ -660,8 +924,35 @@ bool wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns) {
     io_uring_sqe *sqe = ring_sqe(r, &sc);
     io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
   }
-  ring_wait(r, &sc);
-  return true;
+  return ring_wait(r, &sc) == -EINTR ? -EINTR : 0;
+}
+
+namespace {
+
+// EV_SYSCALL_INTERRUPT, on the vcore whose ring holds an interrupted wait:
+// cancel what every interrupted blocked uthread of this ring waits for.
+// The message carries nothing (a descriptor could be gone by now).
+void on_interrupt_event(struct event_msg *, unsigned int) {
+  if (g_sys.backend.load(std::memory_order_relaxed) != PARLIB_SYSC_IO_URING) return;
+  VcoreRing &r = g_sys.rings[tls_vcoreid];
+  if (r.status.load(std::memory_order_relaxed) != kRingReady) return;
+  interrupt_blocked(r);
+  harvest(r);  // submits the cancellations
+  dispatch(r);
+}
+
+}  // namespace
+
+bool interrupt_requested() {
+  struct uthread *uth = current_uthread;
+  return uth != nullptr && (intr_word(uth).load(std::memory_order_relaxed) & kIntrRequested);
+}
+
+int take_interrupt() {
+  struct uthread *uth = current_uthread;
+  intr_word(uth).fetch_and(~kIntrRequested, std::memory_order_seq_cst);
+  if (sched_ops->thread_sysc_interrupted == nullptr) return PARLIB_SYSC_INTR_EINTR;
+  return sched_ops->thread_sysc_interrupted(uth);
 }
 
 void deliver_sysc(struct syscall *sc) {
@@ -694,6 +985,7 @@ void syscall_layer_init() {
       reinterpret_cast<decltype(g_sys.real_pthread_create)>(dlsym(RTLD_NEXT, "pthread_create"));
   if (g_sys.real_pthread_create == nullptr) g_sys.real_pthread_create = pthread_create;
   __atomic_store_n(&ev_handlers[EV_SYSCALL], &parlib_syscall_default_handler, __ATOMIC_RELEASE);
+  __atomic_store_n(&ev_handlers[EV_SYSCALL_INTERRUPT], &on_interrupt_event, __ATOMIC_RELEASE);
   g_reap_syscalls_hook = reap_this_vcore;
 
   int backend = PARLIB_SYSC_IO_URING;
@@ -746,6 +1038,24 @@ void parlib_syscall_default_handler(struct event_msg *msg, unsigned int) {
   PARLIB_CHECK(uth != nullptr, "EV_SYSCALL: descriptor %p has no uthread", static_cast<void *>(sc));
   uth->sysc = nullptr;
   uthread_runnable(uth);  // sc may be gone from here on
+}
+
+bool parlib_syscall_interrupt(struct uthread *uth) {
+  if (uth == nullptr) return false;
+  uint32_t w = intr_word(uth).fetch_or(kIntrRequested, std::memory_order_seq_cst);
+  if (!(w & kIntrWaiting)) return false;  // its next call asks its 2LS first
+  if (w & kIntrHelper) {
+    interrupt_helper_wait(uth);
+    return true;
+  }
+  // Only the ring's own task may submit the cancellation: ask it. Sent to
+  // our own vcore, the event is handled when this caller's notifications
+  // are back on (or in vcore context), before the waiter can run again.
+  struct event_msg msg;
+  memset(&msg, 0, sizeof msg);
+  uint32_t vcoreid = w >> kIntrVcoreShift;
+  while (send_event_to_any(&msg, EV_SYSCALL_INTERRUPT, vcoreid) != 0) sched_yield();  // ENOMEM
+  return true;
 }
 
 int parlib_syscall_get_stats(uint32_t vcoreid, struct parlib_syscall_stats *out) {

@@ -62,24 +62,43 @@ io_uring_sqe *ring_sqe(VcoreRing *r, struct syscall *sc);
 long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1);
 
 // Runs fn(arg) (a blocking call that returns >= 0 or -errno) on a helper
-// thread while the calling uthread blocks; returns its result.
-long offload(long num, long (*fn)(void *), void *arg);
+// thread while the calling uthread blocks; returns its result, or -EINTR
+// when interrupted. wait_fd >= 0: the helper first waits, interruptibly,
+// until wait_fd has wait_events (POLLIN, POLLOUT); a call that then still
+// blocks is not interruptible.
+long offload(long num, long (*fn)(void *), void *arg, int wait_fd = -1, short wait_events = 0);
+
+// On a helper thread: the signal mask to wait with (ppoll, pselect,
+// epoll_pwait) so that an interruption ends the wait; nullptr when helper
+// waits cannot be interrupted.
+const sigset_t *helper_wait_mask();
 
 // Sleeps the calling uthread until the deadline (absolute on clk, one of
 // CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME) without blocking its
-// vcore. Uthread context, can_block_async().
-void sleep_until(clockid_t clk, const struct timespec &abs_deadline);
+// vcore. Uthread context, can_block_async(). Returns 0, or -EINTR when
+// interrupted.
+long sleep_until(clockid_t clk, const struct timespec &abs_deadline);
 
 // Blocks the calling uthread until one of fds may be ready (as POLL_ADD
 // says) or the CLOCK_MONOTONIC deadline passes (deadline_ns 0: none). The
 // caller then asks the kernel for the exact answer with a zero timeout.
-// io_uring backend only. Returns false if no ring could be had.
-bool wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns);
+// io_uring backend only. Returns 0, -EINTR when interrupted, or -1 if no
+// ring could be had.
+int wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns);
 
 uint64_t monotonic_ns();
 
 // Calls the EV_SYSCALL handler for sc as if its event had arrived.
 void deliver_sysc(struct syscall *sc);
+
+// Interruption (parlib_syscall_interrupt). A wait of the service that was
+// interrupted returns -EINTR (ring_wait, offload, sleep_until,
+// wait_any_ready). interrupt_requested(): the
+// calling uthread has a request (uthread context). take_interrupt():
+// clears it and asks the 2LS what to do (runs its handlers): one of
+// PARLIB_SYSC_INTR_*. Uthread context, notifications enabled.
+bool interrupt_requested();
+int take_interrupt();
 
 }  // namespace parlib::detail
 

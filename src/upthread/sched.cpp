@@ -353,7 +353,7 @@ void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
 
 struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
                              thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
-                             nullptr};
+                             nullptr,             thread_sysc_interrupted};
 
 void print_stats() {
   fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");

@@ -2,10 +2,12 @@
 // constructor that makes main thread0 before main() runs.
 #include <parlib/atomic.h>
 #include <parlib/spinlock.h>
+#include <parlib/syscall.h>
 #include <parlib/uthread.h>
 #include <sched.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -177,13 +179,26 @@ void cancel_wakeup(struct upthread *t) {
   }
 }
 
+// Whether sig, sent to a thread, ends its blocking call: not when it is
+// ignored (SIG_IGN, or a default action that ignores).
+bool interrupts_calls(int sig) {
+  struct sigaction sa;
+  if (sigaction(sig, nullptr, &sa) != 0) return false;
+  if (sa.sa_flags & SA_SIGINFO) return sa.sa_sigaction != nullptr;
+  if (sa.sa_handler == SIG_IGN) return false;
+  if (sa.sa_handler == SIG_DFL)
+    return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
+  return true;
+}
+
 }  // namespace
 
 void reclaim(struct upthread *t) {
   if (!t->is_thread0) free_thread(t);
 }
 
-void run_pending_signals(struct upthread *t) {
+int run_pending_signals(struct upthread *t) {
+  int verdict = PARLIB_SYSC_INTR_NONE;
   uint64_t pending = t->pending_signals.load(std::memory_order_acquire);
   while (pending != 0) {
     int sig = __builtin_ctzll(pending) + 1;
@@ -194,6 +209,7 @@ void run_pending_signals(struct upthread *t) {
     t->pending_signals.fetch_and(~(uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
     struct sigaction sa;
     if (sigaction(sig, nullptr, &sa) == 0) {
+      bool handler = true;
       if (sa.sa_flags & SA_SIGINFO) {
         siginfo_t info{};
         info.si_signo = sig;
@@ -201,13 +217,24 @@ void run_pending_signals(struct upthread *t) {
         if (sa.sa_sigaction != nullptr) sa.sa_sigaction(sig, &info, nullptr);
       } else if (sa.sa_handler == SIG_DFL) {
         raise(sig);  // the default action (terminate, stop, ignore) for the process
+        handler = false;
       } else if (sa.sa_handler != SIG_IGN) {
         sa.sa_handler(sig);
+      } else {
+        handler = false;
       }
+      // An interrupted call restarts only if every handler that ran asked
+      // for it (signal(7)).
+      if (handler)
+        verdict = std::max(verdict, (sa.sa_flags & SA_RESTART) ? PARLIB_SYSC_INTR_RESTART
+                                                               : PARLIB_SYSC_INTR_EINTR);
     }
     pending = t->pending_signals.load(std::memory_order_acquire);
   }
+  return verdict;
 }
+
+int thread_sysc_interrupted(struct uthread *uth) { return run_pending_signals(of(uth)); }
 
 }  // namespace parlib::detail::upthread_impl
 
@@ -385,7 +412,15 @@ int upthread_kill(upthread_t thread, int sig) {
   if (sig < 0 || sig > 64) return EINVAL;
   if (sig == 0) return 0;
   thread->pending_signals.fetch_or(uint64_t{1} << (sig - 1), std::memory_order_acq_rel);
-  if (thread == upthread_self()) run_pending_signals(thread);
+  if (thread == upthread_self()) {
+    run_pending_signals(thread);
+  } else if (interrupts_calls(sig)) {
+    // A target blocked in a call of parlib's syscall service wakes up and
+    // runs the handler there (thread_sysc_interrupted); one that is not
+    // runs it at its next scheduling point or its next such call. Its mask
+    // is looked at there: a masked signal costs the call a restart.
+    parlib_syscall_interrupt(&thread->uth);
+  }
   return 0;
 }
 

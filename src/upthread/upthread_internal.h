@@ -146,7 +146,11 @@ void enqueue_new(struct upthread *t);
 // the joiner).
 void reclaim(struct upthread *t);
 // Runs the signal handlers made pending by upthread_kill (uthread context).
-void run_pending_signals(struct upthread *self);
+// Returns PARLIB_SYSC_INTR_NONE if no handler ran, _RESTART if all that ran
+// have SA_RESTART, _EINTR otherwise.
+int run_pending_signals(struct upthread *self);
+// schedule_ops.thread_sysc_interrupted: runs what is pending.
+int thread_sysc_interrupted(struct uthread *uth);
 void count_live(int delta);
 
 // What the stuck-vcore monitor (monitor.cpp) reads and does. vcore_slots():
