@@ -287,9 +287,10 @@ long sleep_rel(const struct timespec &rel, struct timespec *rem) {
 // A zero-timeout readiness call from a uthread. The runtime's notification
 // and preemption signals land on the vcore's task at any time, and a signal
 // handled during poll, select or epoll_wait makes it fail with EINTR even
-// with a zero timeout (SA_RESTART does not restart them). A uthread's call
-// is not interrupted by signals (docs/syscall.md), so ask again; a handler
-// of the program's has run by then.
+// with a zero timeout (SA_RESTART does not restart them). Those signals
+// are not meant for the uthread (a signal sent to it interrupts its call
+// through parlib_syscall_interrupt instead), so ask again; a handler of the
+// program's has run by then.
 template <typename Check>
 int check_now(Check check) {
   for (;;) {
