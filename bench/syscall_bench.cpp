@@ -1,11 +1,14 @@
 // syscall_bench: Google Benchmark of the asynchronous system call layer.
 //
-// Wake-up latency of a thread blocked in read() on a pipe when a thread on
-// another CPU writes to it: uthreads on two vcores (the reader's read goes
-// to its vcore's io_uring, the writer's write completes inline and the
-// reader's vcore reaps the completion) beside NPTL threads doing the same
-// with plain blocking read/write. Each iteration is one round trip, i.e.
-// two wake-ups; the wake_us counter is half of it.
+// Wake-up latency of a thread blocked in read() on a pipe when another
+// thread writes to it: uthreads (the reader's read goes to its vcore's
+// io_uring, the writer's write completes at once and the reader's vcore
+// reaps the completion) beside NPTL threads doing the same with plain
+// blocking read/write. Each iteration is one round trip, i.e. two
+// wake-ups; the wake_us counter is half of it. The sweep pairs like with
+// like: uthreads on two vcores (two CPUs: every wake-up crosses CPUs) and
+// on one vcore, NPTL threads placed by the kernel on the process's CPUs
+// and both pinned to one CPU (docs/syscall.md, "Wake-up latency").
 //
 // Also the cost of a call that completes at once (a read of a non-empty
 // pipe) through the layer, beside the raw system call.
@@ -18,6 +21,7 @@
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,9 +72,9 @@ void report(benchmark::State &state, uint64_t ns, uint64_t round_trips) {
                        : static_cast<double>(ns) / 1e3 / (2.0 * static_cast<double>(round_trips));
 }
 
-// thread0 (a uthread) and an echo uthread on two vcores.
+// thread0 (a uthread) and an echo uthread, on state.range(0) vcores.
 void BM_WakeLatency_Uthread(benchmark::State &state) {
-  parlib_test::fifo_set_target_vcores(2);
+  parlib_test::fifo_set_target_vcores(static_cast<int>(state.range(0)));
   int ab[2], ba[2];
   if (pipe(ab) != 0 || pipe(ba) != 0) {
     state.SkipWithError("pipe");
@@ -104,9 +108,16 @@ void BM_WakeLatency_Uthread(benchmark::State &state) {
       static_cast<double>(blocked) / static_cast<double>(state.iterations());
 }
 
+// The CPUs of the process, read in main() before the vcores exist. A
+// pthread made by a uthread would otherwise inherit its vcore task's
+// affinity: a single CPU.
+cpu_set_t g_process_cpus;
+
 // Two NPTL threads doing the same round trips with the real calls. The
 // benchmark thread is a uthread, so both sides are plain pthreads here and
-// the benchmark thread only waits for them.
+// the benchmark thread only waits for them. state.range(0) == 0: both may
+// run on any of the process's CPUs (where a plain program's threads are);
+// 1: both pinned to the process's first CPU.
 struct NptlPing {
   int ab[2], ba[2];
   long iters;
@@ -122,9 +133,19 @@ void BM_WakeLatency_Nptl(benchmark::State &state) {
       return;
     }
     p.iters = 20000;
+    cpu_set_t cpus = g_process_cpus;
+    if (state.range(0) == 1) {
+      int first = 0;
+      while (first < CPU_SETSIZE && !CPU_ISSET(first, &g_process_cpus)) ++first;
+      CPU_ZERO(&cpus);
+      CPU_SET(first, &cpus);
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
     pthread_t echo, ping;
     pthread_create(
-        &echo, nullptr,
+        &echo, &attr,
         [](void *a) -> void * {
           auto *q = static_cast<NptlPing *>(a);
           echo_loop(Echo{q->ab[0], q->ba[1]});
@@ -132,7 +153,7 @@ void BM_WakeLatency_Nptl(benchmark::State &state) {
         },
         &p);
     pthread_create(
-        &ping, nullptr,
+        &ping, &attr,
         [](void *a) -> void * {
           auto *q = static_cast<NptlPing *>(a);
           unsigned char c = 1;
@@ -152,6 +173,7 @@ void BM_WakeLatency_Nptl(benchmark::State &state) {
           return nullptr;
         },
         &p);
+    pthread_attr_destroy(&attr);
     while (p.ns.load() == 0) usleep(1000);  // the uthread waits, its vcore does not
     pthread_join(ping, nullptr);
     pthread_join(echo, nullptr);
@@ -189,8 +211,19 @@ void BM_ImmediateRead_RawSyscall(benchmark::State &state) {
   close(p[1]);
 }
 
-BENCHMARK(BM_WakeLatency_Uthread)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_WakeLatency_Nptl)->Iterations(3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WakeLatency_Uthread)
+    ->ArgName("vcores")
+    ->Arg(2)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WakeLatency_Nptl)
+    ->ArgName("one_cpu")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(3)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ImmediateRead_Uthread)->UseRealTime();
 BENCHMARK(BM_ImmediateRead_RawSyscall)->UseRealTime();
 
@@ -198,6 +231,10 @@ BENCHMARK(BM_ImmediateRead_RawSyscall)->UseRealTime();
 
 int main(int argc, char **argv) {
   benchmark::Initialize(&argc, argv);
+  if (sched_getaffinity(0, sizeof g_process_cpus, &g_process_cpus) != 0) {
+    perror("syscall_bench: sched_getaffinity");
+    return 1;
+  }
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   if (vcore_lib_init() != 0) {
     perror("syscall_bench: vcore_lib_init");
