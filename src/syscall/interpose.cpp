@@ -173,6 +173,41 @@ bool is_nonblocking(int fd) {
   return fl < 0 || (fl & O_NONBLOCK) != 0;
 }
 
+// A write that needs no waiting is one system call, as the real call is:
+// pwritev2 with RWF_NOWAIT at the file position (offset -1, as writev)
+// writes what it can without waiting. The ring would make the same
+// non-blocking attempt inline, after more work on both sides (an SQE,
+// io_uring_enter, a CQE): about twice a plain write here, and the first
+// half of every cross-vcore wake-up (docs/syscall.md, "Wake-up latency").
+// Returns the count or an error that the real call gives as well, or
+// kUseRing where the attempt says nothing: EAGAIN (only waiting could do
+// more), EOPNOTSUPP (the file has no non-blocking writes: ext4's buffered
+// writes, eventfds), EINVAL, EINTR, ENOSYS; the ring then makes the write
+// and has the last word. errno is left as it was.
+constexpr long kUseRing = LONG_MIN;
+std::atomic<bool> g_no_pwritev2{false};  // ENOSYS seen (seccomp): stop trying
+
+long write_now(int fd, const struct iovec *iov, int cnt) {
+  if (g_no_pwritev2.load(std::memory_order_relaxed)) return kUseRing;
+  int saved = errno;
+  long r = syscall(SYS_pwritev2, fd, iov, cnt, -1L, -1L, RWF_NOWAIT);
+  if (r >= 0) return r;
+  int err = errno;
+  errno = saved;
+  switch (err) {
+    case ENOSYS:
+      g_no_pwritev2.store(true, std::memory_order_relaxed);
+      return kUseRing;
+    case EAGAIN:
+    case EOPNOTSUPP:
+    case EINVAL:
+    case EINTR:
+      return kUseRing;
+    default:
+      return -err;
+  }
+}
+
 // A blocking write to a pipe, socket or terminal returns only when all of
 // it is written; io_uring completes those with what the first attempt
 // wrote. step(done) writes from offset done and returns >= 0 or -errno;
@@ -363,6 +398,10 @@ PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
   if (!can_block_async()) return REAL(write)(fd, buf, n);
   const char *p = static_cast<const char *>(buf);
   return set_errno(write_all(fd, n, [&](size_t done) {
+    take_early_interrupt();
+    struct iovec rest = {const_cast<char *>(p + done), n - done};
+    long now = write_now(fd, &rest, 1);
+    if (now != kUseRing) return now;
     return async_op(
         SYS_write,
         [&](io_uring_sqe *s) {
@@ -417,6 +456,9 @@ PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
       k = iov_advance(iov, cnt, done, rest);
       v = rest;
     }
+    take_early_interrupt();
+    long now = write_now(fd, v, k);
+    if (now != kUseRing) return now;
     return async_op(
         SYS_writev,
         [&](io_uring_sqe *s) {
