@@ -371,9 +371,9 @@ void chain_events_hook() {
 // where both its completions and wake()'s eventfd write find it.
 
 void wake_vcore_for_completions(uint32_t id) {
-  // vcore_entry's event hook handles events when notif_pending is set, and
-  // the reaper behind it delivers the completions.
-  vcore_of(id).notif_pending.store(true, std::memory_order_seq_cst);
+  // vcore_entry runs the chained events hook first thing, which delivers
+  // what is on the done list: no detour through notif_pending and
+  // handle_events (a ring exists, so the hook is chained).
   vcore_bring_online(id);
 }
 
