@@ -28,16 +28,26 @@ void unlock() {
 
 TestThread *of(struct uthread *uth) { return reinterpret_cast<TestThread *>(uth); }
 
-void push(TestThread *t) {
+// Returns whether the queue was empty.
+bool push(TestThread *t) {
   t->next = nullptr;
   lock();
+  bool was_empty = g_head == nullptr;
   if (g_tail != nullptr)
     g_tail->next = t;
   else
     g_head = t;
   g_tail = t;
   unlock();
+  return was_empty;
 }
+
+// Vcore context of this vcore's task: false from the moment sched_entry
+// found the queue empty until it next picks a thread. Meanwhile the vcore
+// is idle or on its way from vcore_entry to sched_entry, so a thread made
+// runnable here (an event handler in vcore_entry's hook: a completion, an
+// alarm) is the one this vcore runs next.
+thread_local bool t_committed = true;
 
 TestThread *pop() {
   lock();
@@ -52,18 +62,24 @@ TestThread *pop() {
 
 void sched_entry() {
   if (TestThread *t = pop()) {
+    t_committed = true;
     g_switches.fetch_add(1, std::memory_order_relaxed);
     t->last_vcore.store(vcore_id(), std::memory_order_relaxed);
     run_uthread(&t->uth);
   }
+  t_committed = false;
   vcore_yield();
 }
 
 void thread_runnable(struct uthread *uth) {
-  push(of(uth));
+  bool was_empty = push(of(uth));
   // A waker outside the vcores (a timer thread) always asks: its request
   // cannot be lost to a vcore that is yielding right now (see vcore.h).
   bool on_vcore = in_vcore_context() || uthread_self() != nullptr;
+  // An idle vcore that wakes a thread runs it itself: asking for another
+  // vcore as well would only have two race for one thread (every
+  // cross-vcore wake-up of a blocked call would pay for it).
+  if (in_vcore_context() && !t_committed && was_empty) return;
   if (!on_vcore || num_vcores() < g_target.load(std::memory_order_relaxed)) vcore_request(1);
 }
 
