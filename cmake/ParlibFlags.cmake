@@ -4,6 +4,9 @@ set(PARLIB_SANITIZER_FLAGS "")
 if(PARLIB_SANITIZE)
   set(PARLIB_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
                              -fno-sanitize-recover=undefined)
+elseif(PARLIB_UBSAN)
+  set(PARLIB_SANITIZER_FLAGS -fsanitize=undefined -fno-omit-frame-pointer
+                             -fno-sanitize-recover=undefined)
 endif()
 
 # Does this toolchain's ASan runtime have the fiber-switch annotations?

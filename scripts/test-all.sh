@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Builds and runs every test in the release and asan presets (or in the
+# Builds and runs every test in the release, asan and ubsan presets (or in the
 # presets named on the command line): configure, build, ctest. This is the
 # test command of README.md and the core of .ci/run.
 #
-#   scripts/test-all.sh              # release, then asan
+#   scripts/test-all.sh              # release, asan, then ubsan
 #   scripts/test-all.sh debug        # any presets of CMakePresets.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 presets=("$@")
 if ((${#presets[@]} == 0)); then
-  presets=(release asan)
+  presets=(release asan ubsan)
 fi
 
 for preset in "${presets[@]}"; do
