@@ -179,7 +179,13 @@ bool create_ring(VcoreRing &r) {
     memset(&p, 0, sizeof p);
     p.flags = flags | IORING_SETUP_CQSIZE;
     p.cq_entries = kCqEntries;
-    if (io_uring_queue_init_params(kSqEntries, &r.ring, &p) == 0) return true;
+    if (io_uring_queue_init_params(kSqEntries, &r.ring, &p) == 0) {
+      // Registered with this task (the only one that enters the ring),
+      // io_uring_enter skips looking the ring's file up: a little off
+      // every submission and wait. Kernels before 5.18 refuse: no matter.
+      io_uring_register_ring_fd(&r.ring);
+      return true;
+    }
   }
   return false;
 }
