@@ -686,6 +686,27 @@ TEST_F(SyscallTest, BlockingWritesAreCompleteNonBlockingOnesPartial) {
   close(p[1]);
 }
 
+// A write that fits is one non-blocking system call: nothing goes to the
+// ring, and errno is left alone on success, as the real call leaves it.
+TEST_F(SyscallTest, WritesThatFitTakeNoSubmission) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  struct parlib_syscall_stats before = total_stats();
+  errno = 1234;
+  EXPECT_EQ(write(p[1], "abc", 3), 3);
+  struct iovec iov[2] = {{const_cast<char *>("de"), 2}, {const_cast<char *>("f"), 1}};
+  EXPECT_EQ(writev(p[1], iov, 2), 3);
+  EXPECT_EQ(errno, 1234);
+  struct parlib_syscall_stats after = total_stats();
+  EXPECT_EQ(after.submitted, before.submitted);
+  EXPECT_EQ(after.offloaded, before.offloaded);
+  char buf[8] = {};
+  EXPECT_EQ(read(p[0], buf, sizeof buf), 6);
+  EXPECT_STREQ(buf, "abcdef");
+  close(p[0]);
+  close(p[1]);
+}
+
 TEST_F(SyscallTest, PreadPwriteAndFsyncOnAFile) {
   char path[] = "/tmp/parlib_syscall_XXXXXX";
   int fd = mkstemp(path);
