@@ -338,15 +338,22 @@ void uthread_cleanup(struct uthread *uth) {
 void run_uthread(struct uthread *uth) {
   PARLIB_CHECK(tls_in_vcore_context, "run_uthread outside vcore context");
   PARLIB_CHECK(uth != nullptr, "run_uthread(NULL)");
+  // Events that arrived while this vcore was in vcore context are handled
+  // before it leaves it (their notification found it there and left them).
+  // Before uth is marked running: a handler may pause the vcore's current
+  // uthread (a preemption tick), and if that is uth (run_current_uthread),
+  // the 2LS has it queued now, so this vcore starts over.
+  if (g_handle_events_hook != nullptr) {
+    bool was_current = current_uthread == uth;
+    g_handle_events_hook();
+    if (was_current && current_uthread != uth) vcore_reenter(vcore_entry);
+  }
   // The 2LS owns uth here (it took it from its queue), so the state needs
   // no read-modify-write: the check catches a 2LS running a thread twice.
   check_state(uth, 1u << kUthCreated | 1u << kUthStopped | 1u << kUthRunnable | 1u << kUthBlocked,
               "run_uthread");
   uth_state(uth).store(kUthRunning, std::memory_order_relaxed);
   Vcore &vc = this_vcore();
-  // Events that arrived while this vcore was in vcore context are handled
-  // before it leaves it (their notification found it there and left them).
-  if (g_handle_events_hook != nullptr) g_handle_events_hook();
   current_uthread = uth;
   tls_var_in<uint32_t>(uth->tls_, g_off_vcoreid) = vc.id;
   switch_to_uthread(vc, uth);
