@@ -98,6 +98,15 @@ PARLIB_API bool vcore_is_online(uint32_t vcoreid);
  * removes it. Any context. */
 PARLIB_API void vcore_set_sched_probe(bool (*has_work)(uint32_t vcoreid));
 
+/* vcore_wake: brings vcoreid online if it is offline, so that it runs
+ * vcore_entry() and finds what was queued for it: for a 2LS that queued a
+ * thread on that vcore's own queue and found it offline (the other half of
+ * vcore_set_sched_probe's handshake). Like a vcore woken by an event, it
+ * counts as wanted until it yields. Any context. Returns true if this call
+ * brought it online; false if it was online already or vcoreid is not a
+ * vcore (a spare counts once it has been granted before). */
+PARLIB_API bool vcore_wake(uint32_t vcoreid);
+
 /* Spare vcores. A vcore's kernel task can block in the kernel where parlib
  * cannot see it coming: a system call made with an inline `syscall`
  * instruction (libgomp's futex waits), a page fault on a slow file, a lock

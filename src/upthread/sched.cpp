@@ -227,12 +227,19 @@ void arm_tick(uint32_t id) {
 // vcore, so a thread queued on an offline vcore's queue also asks (that
 // vcore, or one that steals from it, picks it up).
 void maybe_request_vcore(uint32_t queue) {
+  // A thread queued for an offline vcore: that very vcore comes back for
+  // it, with requests and stealing on or off (a vcore going offline right
+  // now finds it through has_queued_work instead).
+  if (!vcore_is_online(queue)) {
+    vcore_wake(queue);
+    return;
+  }
   if (!g_can_request.load(std::memory_order_relaxed)) return;
   int want = g_num_queues.load(std::memory_order_relaxed);
   // A waker that is not on a vcore always asks (see vcore.h: requests add
   // to what is wanted, so one that races with a yield is not lost).
   bool on_vcore = in_vcore_context() || uthread_self() != nullptr;
-  if (!on_vcore || num_vcores() < want || !vcore_is_online(queue)) vcore_request(1);
+  if (!on_vcore || num_vcores() < want) vcore_request(1);
 }
 
 bool is_spare(uint32_t id) { return id >= static_cast<uint32_t>(g_max); }

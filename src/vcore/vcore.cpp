@@ -451,6 +451,13 @@ bool vcore_blocked_in_kernel(uint32_t vcoreid) {
   return task_sleeps_in_kernel(g_rt.vcores[vcoreid]);
 }
 
+bool vcore_wake(uint32_t vcoreid) {
+  if (vcore_lib_init() != 0 ||
+      vcoreid >= static_cast<uint32_t>(g_rt.max_vcores + g_rt.spares_started.load()))
+    return false;
+  return vcore_bring_online(vcoreid);
+}
+
 void vcore_set_sched_probe(bool (*has_work)(uint32_t vcoreid)) {
   g_rt.sched_probe.store(has_work, std::memory_order_release);
 }

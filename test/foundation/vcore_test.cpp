@@ -95,6 +95,29 @@ TEST(Vcore, RequestBringsUpEveryVcoreAndIdleOnesYield) {
       << "idle vcores did not yield: " << num_vcores() << " online";
 }
 
+// vcore_wake brings one particular offline vcore online (it then finds
+// nothing to run and yields again); an online vcore or a bad id: false.
+TEST(Vcore, WakeBringsThatVcoreOnline) {
+  ScopedTargetVcores target(1);
+  EXPECT_FALSE(vcore_wake(vcore_id())) << "the caller's own vcore is online";
+  EXPECT_FALSE(vcore_wake(100000));
+  if (max_vcores() < 2) return;
+  // Any vcore but ours, once it is offline (ours may change as we yield).
+  int64_t offline = -1;
+  ASSERT_TRUE(wait_until([&] {
+    for (int v = 0; v < max_vcores(); ++v)
+      if (static_cast<uint32_t>(v) != vcore_id() && !vcore_is_online(static_cast<uint32_t>(v))) {
+        offline = v;
+        return true;
+      }
+    return false;
+  }));
+  EXPECT_TRUE(vcore_wake(static_cast<uint32_t>(offline)))
+      << "vcore " << offline << " was offline, and nothing else grants it";
+  // With nothing queued for it, the extra vcore yields again.
+  EXPECT_TRUE(wait_until([] { return num_vcores() == 1; })) << num_vcores() << " online";
+}
+
 // A vcore-context callback checks the context rules.
 TEST(Vcore, YieldCallbackRunsInVcoreContext) {
   struct Seen {
