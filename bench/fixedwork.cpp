@@ -5,6 +5,7 @@
 //   preempt:USEC    upthread with a preemption tick every USEC microseconds
 //   yield:N         upthread, each thread yields every N outer iterations
 //   nptl            Linux NPTL threads
+//   nptl-yield:N    NPTL threads calling sched_yield every N outer iterations
 // ideal_ms is the single-thread loop time x T / cores, measured in the same
 // run with every core busy (loaded_thread_ms). Per-thread completion times go to a CSV; bench/plot_fixedwork.sh
 // draws completed threads over time for every variant, like Fig 2.8.
@@ -34,7 +35,7 @@ struct Options {
   double seconds = 2.0;  // target length of one variant at the ideal
   std::vector<std::string> variants = {"no-preempt", "preempt:1000000", "preempt:500000",
                                        "preempt:100000", "preempt:10000", "yield:1000",
-                                       "yield:1", "nptl"};
+                                       "yield:1", "nptl", "nptl-yield:1"};
   bool json = false;
   std::string csv;
 };
@@ -50,11 +51,16 @@ std::atomic<uint64_t> g_sink{0};
 
 // The busy loop: kOuter x inner steps of a dependent LCG, so the compiler
 // can neither vectorise nor drop it.
-void busy(long inner, int yield_every) {
+void busy(long inner, int yield_every, bool nptl = false) {
   uint64_t x = 88172645463325252ull;
   for (int o = 0; o < kOuter; ++o) {
     for (long i = 0; i < inner; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
-    if (yield_every > 0 && (o + 1) % yield_every == 0) upthread_yield();
+    if (yield_every > 0 && (o + 1) % yield_every == 0) {
+      if (nptl)
+        sched_yield();
+      else
+        upthread_yield();
+    }
   }
   g_sink.fetch_add(x, std::memory_order_relaxed);
 }
@@ -75,10 +81,13 @@ double single_thread_ms() {
 }
 
 // One thread's loop with every core busy: one kernel thread pinned to each
-// core runs it at the same time, best of three rounds per core, averaged.
+// core runs it kLoadedLoops times at the same time (long enough to average
+// out the host's noise), best of three rounds per core, averaged.
 // This is the ideal's basis: a machine with all its cores loaded runs each
 // loop slower than one with a single busy core (shared caches, SMT
 // siblings and frequency on the host), and that is not the scheduler's.
+constexpr int kLoadedLoops = 25;
+
 double loaded_thread_ms() {
   cpu_set_t process_cpus;
   sched_getaffinity(getpid(), sizeof process_cpus, &process_cpus);
@@ -110,8 +119,8 @@ double loaded_thread_ms() {
                        while (!t->go->load()) {
                        }
                        auto t0 = Clock::now();
-                       busy(g_work.inner, 0);
-                       t->ms = ms_since(t0);
+                       for (int i = 0; i < kLoadedLoops; ++i) busy(g_work.inner, 0);
+                       t->ms = ms_since(t0) / kLoadedLoops;
                        return nullptr;
                      },
                      &timers[i]);
@@ -160,7 +169,7 @@ void run_thread(RunState *s, int index, bool upthreads) {
     else
       sched_yield();
   }
-  busy(g_work.inner, s->yield_every);
+  busy(g_work.inner, s->yield_every, !upthreads);
   (*s->done_ms)[static_cast<size_t>(index)] = ms_since(s->t0);
 }
 
@@ -186,10 +195,11 @@ Run run_variant(const std::string &name, int threads) {
   run.done_ms.assign(static_cast<size_t>(threads), 0);
   RunState s;
   s.done_ms = &run.done_ms;
-  bool nptl = name == "nptl";
+  bool nptl = name.rfind("nptl", 0) == 0;
   uint64_t period = 0;
   if (name.rfind("preempt:", 0) == 0) period = std::stoull(name.substr(8));
   if (name.rfind("yield:", 0) == 0) s.yield_every = std::stoi(name.substr(6));
+  if (name.rfind("nptl-yield:", 0) == 0) s.yield_every = std::stoi(name.substr(11));
   upthread_set_sched_period(period);
   // A thread inherits its creator's CPU mask, and main runs on a vcore
   // pinned to one CPU: give the NPTL threads the first `cores` CPUs of the
@@ -247,14 +257,15 @@ bool valid_variant(const std::string &v) {
     return std::stoull(v.substr(pos)) > 0;
   };
   return v == "no-preempt" || v == "nptl" || (v.rfind("preempt:", 0) == 0 && number_after(8)) ||
-         (v.rfind("yield:", 0) == 0 && number_after(6));
+         (v.rfind("yield:", 0) == 0 && number_after(6)) ||
+         (v.rfind("nptl-yield:", 0) == 0 && number_after(11));
 }
 
 [[noreturn]] void usage(const char *why) {
   fprintf(stderr,
           "fixedwork: %s\nusage: fixedwork [--threads T] [--cores N] [--seconds S]\n"
           "                 [--variants v1,v2,...] [--csv FILE] [--json]\n"
-          "variants: no-preempt, preempt:USEC, yield:N, nptl\n",
+          "variants: no-preempt, preempt:USEC, yield:N, nptl, nptl-yield:N\n",
           why);
   exit(2);
 }
@@ -315,10 +326,13 @@ int main(int argc, char **argv) {
   // Each thread's loop takes seconds * cores / threads at the ideal.
   calibrate(o.seconds * 1000.0 * cores / o.threads);
   double single_ms = single_thread_ms();
-  double loaded_ms = loaded_thread_ms();
-  double ideal_ms = loaded_ms * o.threads / cores;
+  // The machine's speed drifts over a run of several variants: the ideal's
+  // basis is measured before and after them, and averaged.
+  double loaded_before = loaded_thread_ms();
   std::vector<Run> runs;
   for (const auto &v : o.variants) runs.push_back(run_variant(v, o.threads));
+  double loaded_ms = (loaded_before + loaded_thread_ms()) / 2;
+  double ideal_ms = loaded_ms * o.threads / cores;
 
   if (!o.csv.empty()) {
     FILE *f = fopen(o.csv.c_str(), "w");

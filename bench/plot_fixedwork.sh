@@ -11,10 +11,14 @@ trap 'rm -rf "$dir"' EXIT
 # One file per variant: completion times sorted, with the running count.
 variants=$(tail -n +2 "$csv" | cut -d, -f1 | awk '!seen[$0]++')
 plot=""
+n=0
 for v in $variants; do
   f="$dir/$(echo "$v" | tr ':' '_').dat"
   grep "^$v," "$csv" | cut -d, -f3 | sort -g | awk '{ print $1, NR }' > "$f"
-  plot="$plot${plot:+, }'$f' using 1:2 with lines linewidth 2 title '$v'"
+  # NPTL's variants dashed, so that they stay apart when colours repeat.
+  case "$v" in nptl*) dash=2 ;; *) dash=1 ;; esac
+  n=$((n + 1))
+  plot="$plot${plot:+, }'$f' using 1:2 with lines linewidth 2 linecolor $n dashtype $dash title '$v'"
 done
 gnuplot <<GP
 set terminal pngcairo size 1000,650 noenhanced
