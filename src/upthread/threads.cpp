@@ -234,7 +234,13 @@ int run_pending_signals(struct upthread *t) {
   return verdict;
 }
 
-int thread_sysc_interrupted(struct uthread *uth) { return run_pending_signals(of(uth)); }
+// A blocking call was interrupted (upthread_kill, upthread_cancel): a
+// cancellation to act on ends it with EINTR, whatever the signals say
+// (the shim's I/O calls then act on it: they are cancellation points).
+int thread_sysc_interrupted(struct uthread *uth) {
+  int verdict = run_pending_signals(of(uth));
+  return cancel_due(of(uth)) ? PARLIB_SYSC_INTR_EINTR : verdict;
+}
 
 }  // namespace parlib::detail::upthread_impl
 
@@ -361,6 +367,9 @@ int upthread_cancel(upthread_t thread) {
   // not in a cancellable wait (and enabling is up to it).
   if (prev & (kCancelPending | kCancelDisabled | kCancelExiting)) return 0;
   cancel_wakeup(thread);
+  // A target blocked in a call of parlib's syscall service: the call ends
+  // with EINTR (thread_sysc_interrupted), where a cancellation point acts.
+  if (thread != upthread_self()) parlib_syscall_interrupt(&thread->uth);
   return 0;
 }
 

@@ -19,6 +19,7 @@
 // is null there) and a fork child, where there are no vcores and the
 // inherited rings belong to the parent (on_uthread() is false there).
 #undef _FORTIFY_SOURCE  // this file defines read etc.: no inline wrappers
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -52,128 +53,146 @@ static_assert(sizeof(off64_t) == sizeof(off_t));
 
 using namespace parlib::detail::preload;
 
+namespace {
+
+// Every call below is a cancellation point (POSIX: read, write, poll, ...;
+// glibc also makes ppoll, accept4 and epoll_wait ones). A pending
+// cancellation is acted on before the call; one that arrives while the
+// call waits ends the wait (upthread_cancel interrupts it, and the call
+// fails with EINTR) and is acted on then. A call that completed keeps its
+// result: cancellation is only acted on where the call did nothing.
+template <typename Call>
+auto cancellation_point(Call call) {
+  testcancel();
+  auto r = call();
+  if (r == -1 && errno == EINTR) testcancel();
+  return r;
+}
+
+}  // namespace
+
 // ======================================================== descriptors
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
   if (!on_uthread()) return REAL(read)(fd, buf, n);
-  return __parlib_read(fd, buf, n);
+  return cancellation_point([&] { return __parlib_read(fd, buf, n); });
 }
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
   if (!on_uthread()) return REAL(write)(fd, buf, n);
-  return __parlib_write(fd, buf, n);
+  return cancellation_point([&] { return __parlib_write(fd, buf, n); });
 }
 
 SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off) {
   if (!on_uthread()) return REAL(pread)(fd, buf, n, off);
-  return __parlib_pread(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pread(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off) {
   if (!on_uthread()) return REAL(pread64)(fd, buf, n, off);
-  return __parlib_pread(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pread(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   if (!on_uthread()) return REAL(pwrite)(fd, buf, n, off);
-  return __parlib_pwrite(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pwrite(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off) {
   if (!on_uthread()) return REAL(pwrite64)(fd, buf, n, off);
-  return __parlib_pwrite(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pwrite(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
   if (!on_uthread()) return REAL(readv)(fd, iov, cnt);
-  return __parlib_readv(fd, iov, cnt);
+  return cancellation_point([&] { return __parlib_readv(fd, iov, cnt); });
 }
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   if (!on_uthread()) return REAL(writev)(fd, iov, cnt);
-  return __parlib_writev(fd, iov, cnt);
+  return cancellation_point([&] { return __parlib_writev(fd, iov, cnt); });
 }
 
 SHIM_EXPORT int fsync(int fd) {
   if (!on_uthread()) return REAL(fsync)(fd);
-  return __parlib_fsync(fd);
+  return cancellation_point([&] { return __parlib_fsync(fd); });
 }
 
 SHIM_EXPORT int fdatasync(int fd) {
   if (!on_uthread()) return REAL(fdatasync)(fd);
-  return __parlib_fdatasync(fd);
+  return cancellation_point([&] { return __parlib_fdatasync(fd); });
 }
 
 // ============================================================ sockets
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
   if (!on_uthread()) return REAL(recv)(fd, buf, n, flags);
-  return __parlib_recv(fd, buf, n, flags);
+  return cancellation_point([&] { return __parlib_recv(fd, buf, n, flags); });
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
                              socklen_t *addrlen) {
   if (!on_uthread()) return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
-  return __parlib_recvfrom(fd, buf, n, flags, addr, addrlen);
+  return cancellation_point([&] { return __parlib_recvfrom(fd, buf, n, flags, addr, addrlen); });
 }
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   if (!on_uthread()) return REAL(recvmsg)(fd, msg, flags);
-  return __parlib_recvmsg(fd, msg, flags);
+  return cancellation_point([&] { return __parlib_recvmsg(fd, msg, flags); });
 }
 
 SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
   if (!on_uthread()) return REAL(send)(fd, buf, n, flags);
-  return __parlib_send(fd, buf, n, flags);
+  return cancellation_point([&] { return __parlib_send(fd, buf, n, flags); });
 }
 
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                            const struct sockaddr *addr, socklen_t addrlen) {
   if (!on_uthread()) return REAL(sendto)(fd, buf, n, flags, addr, addrlen);
-  return __parlib_sendto(fd, buf, n, flags, addr, addrlen);
+  return cancellation_point([&] { return __parlib_sendto(fd, buf, n, flags, addr, addrlen); });
 }
 
 SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   if (!on_uthread()) return REAL(sendmsg)(fd, msg, flags);
-  return __parlib_sendmsg(fd, msg, flags);
+  return cancellation_point([&] { return __parlib_sendmsg(fd, msg, flags); });
 }
 
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
   if (!on_uthread()) return REAL(accept)(fd, addr, addrlen);
-  return __parlib_accept(fd, addr, addrlen);
+  return cancellation_point([&] { return __parlib_accept(fd, addr, addrlen); });
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
   if (!on_uthread()) return REAL(accept4)(fd, addr, addrlen, flags);
-  return __parlib_accept4(fd, addr, addrlen, flags);
+  return cancellation_point([&] { return __parlib_accept4(fd, addr, addrlen, flags); });
 }
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   if (!on_uthread()) return REAL(connect)(fd, addr, len);
-  return __parlib_connect(fd, addr, len);
+  return cancellation_point([&] { return __parlib_connect(fd, addr, len); });
 }
 
 // ======================================================= readiness
 
 SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
   if (!on_uthread()) return REAL(poll)(fds, n, timeout);
-  return __parlib_poll(fds, n, timeout);
+  return cancellation_point([&] { return __parlib_poll(fds, n, timeout); });
 }
 
 SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                       const sigset_t *mask) {
   if (!on_uthread()) return REAL(ppoll)(fds, n, tmo, mask);
-  return __parlib_ppoll(fds, n, tmo, mask);
+  return cancellation_point([&] { return __parlib_ppoll(fds, n, tmo, mask); });
 }
 
 SHIM_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
   if (!on_uthread()) return REAL(select)(nfds, rd, wr, ex, tv);
-  return __parlib_select(nfds, rd, wr, ex, tv);
+  return cancellation_point([&] { return __parlib_select(nfds, rd, wr, ex, tv); });
 }
 
 SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
   if (!on_uthread()) return REAL(epoll_wait)(epfd, events, maxevents, timeout);
-  return __parlib_epoll_wait(epfd, events, maxevents, timeout);
+  return cancellation_point([&] { return __parlib_epoll_wait(epfd, events, maxevents, timeout); });
 }
 
 // ============================================================= sleeps
@@ -224,39 +243,39 @@ SHIM_EXPORT unsigned sleep(unsigned seconds) {
 
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
   if (!on_uthread() || n > buflen) return REAL(__read_chk)(fd, buf, n, buflen);
-  return __parlib_read(fd, buf, n);
+  return cancellation_point([&] { return __parlib_read(fd, buf, n); });
 }
 
 SHIM_EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen) {
   if (!on_uthread() || n > buflen) return REAL(__pread_chk)(fd, buf, n, off, buflen);
-  return __parlib_pread(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pread(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t buflen) {
   if (!on_uthread() || n > buflen) return REAL(__pread64_chk)(fd, buf, n, off, buflen);
-  return __parlib_pread(fd, buf, n, off);
+  return cancellation_point([&] { return __parlib_pread(fd, buf, n, off); });
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags) {
   if (!on_uthread() || n > buflen) return REAL(__recv_chk)(fd, buf, n, buflen, flags);
-  return __parlib_recv(fd, buf, n, flags);
+  return cancellation_point([&] { return __parlib_recv(fd, buf, n, flags); });
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                    struct sockaddr *addr, socklen_t *addrlen) {
   if (!on_uthread() || n > buflen)
     return REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, addrlen);
-  return __parlib_recvfrom(fd, buf, n, flags, addr, addrlen);
+  return cancellation_point([&] { return __parlib_recvfrom(fd, buf, n, flags, addr, addrlen); });
 }
 
 SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
   if (!on_uthread() || fdslen / sizeof *fds < n) return REAL(__poll_chk)(fds, n, timeout, fdslen);
-  return __parlib_poll(fds, n, timeout);
+  return cancellation_point([&] { return __parlib_poll(fds, n, timeout); });
 }
 
 SHIM_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                             const sigset_t *mask, size_t fdslen) {
   if (!on_uthread() || fdslen / sizeof *fds < n)
     return REAL(__ppoll_chk)(fds, n, tmo, mask, fdslen);
-  return __parlib_ppoll(fds, n, tmo, mask);
+  return cancellation_point([&] { return __parlib_ppoll(fds, n, tmo, mask); });
 }
