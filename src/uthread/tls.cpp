@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -58,6 +59,15 @@ uint32_t g_feature_1 = 0;
 ptrdiff_t g_libc_offset = 0;
 size_t g_libc_size = 0;
 ptrdiff_t g_errno_offset = 0;
+// struct pthread's tid. glibc's recursive and error-checking locks (its
+// own dl_load_tls_lock among them, taken by _dl_allocate_tls_init) record
+// their owner's tid there and take "owner == my tid" to mean "I hold it":
+// with the 0 a fresh TCB has, two uthreads on two vcores could both enter.
+// Each uthread TCB gets an id of its own above any pid_max (2^22), which no
+// kernel task can have. -1: the layout is unknown (nothing is written).
+ptrdiff_t g_tid_offset = -1;
+std::atomic<uint32_t> g_next_uthread_tid{0};
+constexpr int32_t kFirstUthreadTid = 1 << 30;
 
 // rseq: glibc reads the CPU number from the registered rseq area at
 // __rseq_offset from the thread pointer. Only a kernel task's own area is
@@ -193,6 +203,12 @@ void init() {
   g_feature_1 = at<uint32_t>(tp, kTcbFeature1);
   PARLIB_CHECK(at<void *>(tp, kTcbSelfTcb) == tp, "unexpected TCB layout");
   g_errno_offset = reinterpret_cast<char *>(&errno) - static_cast<char *>(tp);
+  // libthread_db's descriptor of the field: {bits, count, offset}. Trusted
+  // only if main's TCB holds main's tid there.
+  if (auto *tid = resolve<const uint32_t *>("_thread_db_pthread_tid");
+      tid != nullptr && tid[0] == 32 && tid[2] + sizeof(int32_t) <= 4096 &&
+      at<int32_t>(tp, tid[2]) == static_cast<int32_t>(syscall(SYS_gettid)))
+    g_tid_offset = tid[2];
   dl_iterate_phdr(find_tls_modules, nullptr);
   // The TCB cache needs glibc's TLS initialiser and the size of struct
   // pthread (published for libthread_db); without them every uthread gets
@@ -227,6 +243,10 @@ void fill_tcbhead(void *tcb) {
   at<uintptr_t>(tcb, kTcbPointerGuard) = g_pointer_guard;
   at<uint32_t>(tcb, kTcbFeature1) = g_feature_1;
   if (g_have_rseq) at<int32_t>(tcb, g_rseq_cpu_id_offset) = -2;  // RSEQ_CPU_ID_REGISTRATION_FAILED
+  if (g_tid_offset >= 0) {
+    uint32_t n = g_next_uthread_tid.fetch_add(1, std::memory_order_relaxed) % (1u << 30);
+    at<int32_t>(tcb, g_tid_offset) = kFirstUthreadTid + static_cast<int32_t>(n);
+  }
 }
 
 void *take_cached_tcb() {

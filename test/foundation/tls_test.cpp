@@ -6,6 +6,7 @@
 #include <parlib/dtls.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -113,6 +114,49 @@ TEST(Tls, ThreadPointerAndGlibcSelfAreDistinctPerUthread) {
   EXPECT_NE(theirs, nullptr);
   EXPECT_NE(theirs, mine);
   EXPECT_FALSE(pthread_equal(my_self, their_self));
+}
+
+// glibc's owner-checking locks (error-checking and recursive mutexes, and
+// its own dl_load_tls_lock) compare the owner's tid with the caller's, read
+// from the TCB: every uthread TCB must carry an id of its own. With the 0
+// a fresh TCB has, a second uthread would be taken for the owner (EDEADLK
+// below, or two uthreads inside glibc's TLS lock at once).
+TEST(Tls, GlibcSeesEachUthreadAsADifferentLockOwner) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutex_t m;
+  pthread_mutex_init(&m, &attr);
+  struct Seen {
+    pthread_mutex_t *m;
+    int trylock, unlock;
+  };
+  auto probe = [](void *p) {
+    auto *s = static_cast<Seen *>(p);
+    s->trylock = pthread_mutex_trylock(s->m);
+    s->unlock = pthread_mutex_unlock(s->m);
+  };
+  // Held by one fresh uthread, probed by another (and by thread0).
+  for (int round = 0; round < 3; ++round) {
+    Seen holder{&m, -1, -1}, other{&m, -1, -1};
+    TestThread *h = fifo_spawn([](void *p) {
+      auto *s = static_cast<Seen *>(p);
+      s->trylock = pthread_mutex_lock(s->m);
+    }, &holder);
+    fifo_join(h);
+    ASSERT_EQ(holder.trylock, 0);
+    fifo_join(fifo_spawn(probe, &other));
+    EXPECT_EQ(other.trylock, EBUSY) << "another uthread was taken for the owner";
+    EXPECT_EQ(other.unlock, EPERM);
+    Seen self{&m, -1, -1};
+    probe(&self);
+    EXPECT_EQ(self.trylock, EBUSY);
+    // Unlock as glibc would let the owner: reinitialise (the owner is gone).
+    pthread_mutex_destroy(&m);
+    pthread_mutex_init(&m, &attr);
+  }
+  pthread_mutex_destroy(&m);
+  pthread_mutexattr_destroy(&attr);
 }
 
 // glibc reads the CPU number from the kernel task's rseq area; a uthread's
