@@ -69,6 +69,10 @@ int balance_spares(const Sample *seen, int stuck) {
   for (int v = first; v < slots; ++v) online += vcore_is_online(static_cast<uint32_t>(v));
   surplus_ticks = online > stuck ? surplus_ticks + 1 : 0;
   if (stuck > online && threads_queued()) {
+    // An offline spare may still carry a retire request it went offline
+    // before acting on: it would leave again at once.
+    for (int v = first; v < slots; ++v)
+      if (!vcore_is_online(static_cast<uint32_t>(v))) retire_spare(static_cast<uint32_t>(v), false);
     for (int i = online; i < stuck; ++i)
       if (vcore_request_spare() < 0) break;  // all spares out
   } else if (surplus_ticks >= kRetireAfterTicks) {
@@ -94,6 +98,11 @@ void *monitor_main(void *) {
     uint32_t changes = g_period_changes.load(std::memory_order_acquire);
     uint64_t us = g_check_us.load(std::memory_order_acquire);
     if (us == 0) {
+      // Turned off: nothing will retire the spares later, so all go now
+      // (each at its next scheduling decision).
+      for (int v = max_vcores(); v < vcore_slots(); ++v)
+        if (vcore_is_online(static_cast<uint32_t>(v))) retire_spare(static_cast<uint32_t>(v));
+      busy = false;
       syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_period_changes), FUTEX_WAIT_PRIVATE,
               changes, nullptr, nullptr, 0);
       continue;

@@ -432,7 +432,9 @@ bool threads_queued() {
     if (g_vcores[i].length.load(std::memory_order_relaxed) != 0) return true;
   return false;
 }
-void retire_spare(uint32_t id) { g_vcores[id].retire.store(true, std::memory_order_release); }
+void retire_spare(uint32_t id, bool retire) {
+  g_vcores[id].retire.store(retire, std::memory_order_release);
+}
 
 void init() {
   g_max = max_vcores();

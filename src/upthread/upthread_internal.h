@@ -158,8 +158,9 @@ void count_live(int delta);
 int vcore_slots();
 uint64_t vcore_switches(uint32_t id);
 bool threads_queued();
-// Asks spare vcore id to leave at its next scheduling decision.
-void retire_spare(uint32_t id);
+// Asks spare vcore id to leave at its next scheduling decision (or, with
+// retire false, withdraws the request).
+void retire_spare(uint32_t id, bool retire = true);
 
 // Stacks: cached per-thread mappings with a guard, or slots of a pooled
 // region (guard size 0).

@@ -373,8 +373,65 @@ TEST(UpthreadStuckVcore, ASpareRunsTheThreadsQueuedBehindAKernelWait) {
   EXPECT_EQ(spares_online(), 0);
 }
 
+// Stress: a ring of 32 threads passes a token 50 times around, each waiting
+// for it in a raw futex wait (a blocking system call upthread cannot see),
+// with stealing off. Every wait holds a vcore's task, so the ring only
+// turns if spares keep standing in; each hop's token value is checked.
+TEST(UpthreadStuckVcore, ARingOfRawFutexWaitersKeepsTurning) {
+  if (max_spare_vcores() == 0) GTEST_SKIP() << "PARLIB_SPARE_VCORES=0: no spares to stand in";
+  StuckCheckGuard check(1000);
+  upthread_set_num_vcores(1);
+  upthread_can_vcore_steal(false);
+  constexpr int kThreads = 32, kLaps = 50;
+  struct Ring {
+    std::atomic<uint32_t> token{0};  // hop count; thread i moves it when token % kThreads == i
+    std::atomic<int> bad{0};
+  } ring;
+  struct Arg {
+    Ring *ring;
+    int index;
+  } args[kThreads];
+  std::vector<upthread_t> threads;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kThreads; ++i) {
+    args[i] = {&ring, i};
+    upthread_t t;
+    ASSERT_EQ(upthread_create(&t, nullptr,
+                              [](void *p) -> void * {
+                                auto *a = static_cast<Arg *>(p);
+                                for (int lap = 0; lap < kLaps; ++lap) {
+                                  uint32_t mine = static_cast<uint32_t>(lap * kThreads + a->index);
+                                  for (;;) {
+                                    uint32_t t = a->ring->token.load();
+                                    if (t == mine) break;
+                                    if (t > mine) {
+                                      a->ring->bad.fetch_add(1);
+                                      return nullptr;
+                                    }
+                                    raw_futex_wait(&a->ring->token, t, 10000);
+                                  }
+                                  a->ring->token.store(mine + 1);
+                                  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&a->ring->token),
+                                          FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+                                }
+                                return nullptr;
+                              },
+                              &args[i]),
+              0);
+    threads.push_back(t);
+  }
+  for (upthread_t t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  EXPECT_EQ(ring.bad.load(), 0);
+  EXPECT_EQ(ring.token.load(), static_cast<uint32_t>(kThreads * kLaps));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 60s);
+}
+
 TEST(UpthreadStuckVcore, WithoutTheMonitorTheQueuedThreadWaits) {
   StuckCheckGuard check(0);
+  // Spares an earlier test left online are retired once the monitor is off.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (spares_online() != 0 && std::chrono::steady_clock::now() < deadline) upthread_yield();
+  ASSERT_EQ(spares_online(), 0) << "turning the monitor off did not retire the spares";
   StuckPair pair;
   pair.timeout_ms = 300;
   run_stuck_pair(&pair);
