@@ -514,6 +514,20 @@ long wait_ready(Job *j) {
   }
 }
 
+// Completes sc from a thread that is not its vcore (a helper, or an
+// interruption taking a queued job back): the result, then an EV_SYSCALL
+// to the vcore that blocked the uthread.
+void complete_off_vcore(struct syscall *sc, long result) {
+  sc->retval = result;
+  sc->flags |= SYSC_DONE;
+  struct event_msg msg;
+  memset(&msg, 0, sizeof msg);
+  msg.ev_arg3 = sc;
+  uint32_t vcoreid = sc->vcoreid;
+  // After the send the uthread may run and its frame (sc, a job) be gone.
+  while (send_event_to_any(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
+}
+
 void run_job(Job *j) {
   struct syscall *sc = j->sc;
   long r = 0;
@@ -534,14 +548,7 @@ void run_job(Job *j) {
     while (sigtimedwait(&s, nullptr, &zero) > 0) {
     }
   }
-  sc->retval = r;
-  sc->flags |= SYSC_DONE;
-  struct event_msg msg;
-  memset(&msg, 0, sizeof msg);
-  msg.ev_arg3 = sc;
-  uint32_t vcoreid = sc->vcoreid;
-  // After send_event the uthread may run and its frame (sc, j) be gone.
-  while (send_event_to_any(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
+  complete_off_vcore(sc, r);
 }
 
 void *helper_main(void *) {
@@ -709,16 +716,6 @@ long alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
   return sc.retval;
 }
 
-// Completes sc with -EINTR: its EV_SYSCALL to its vcore, as a helper does.
-void deliver_interrupted(struct syscall *sc) {
-  sc->retval = -EINTR;
-  sc->flags |= SYSC_DONE;
-  struct event_msg msg;
-  memset(&msg, 0, sizeof msg);
-  msg.ev_arg3 = sc;
-  uint32_t vcoreid = sc->vcoreid;
-  while (send_event_to_any(&msg, EV_SYSCALL, vcoreid) != 0) sched_yield();  // ENOMEM: retry
-}
 
 // Ends uth's helper job or alarm sleep: a queued job is taken out of the
 // list and completed with -EINTR, a running one's helper is signalled (its
@@ -757,7 +754,7 @@ void interrupt_helper_wait(struct uthread *uth) {
   pool_unlock(p);
   // Outside the lock (it may allocate); nobody else completes it now, and
   // its uthread stays blocked, with the wait registered, until this does.
-  if (done != nullptr) deliver_interrupted(done);
+  if (done != nullptr) complete_off_vcore(done, -EINTR);
 }
 
 }  // namespace
