@@ -1,24 +1,33 @@
 // echo_bench: a thread-per-connection TCP echo over loopback (the shape of
 // the dissertation's webserver experiment), on uthreads and on NPTL
-// threads in the same run.
+// threads, with an event-driven epoll baseline, in the same run.
 //
-// Each of --conns client threads connects to a server thread of its own
-// and does request/response round trips of --msg bytes until --seconds
-// have passed; the program reports requests/s and the latency percentiles
-// of a round trip for both runtimes, then their ratio.
+// Each of --conns clients connects to a server of its own and does
+// request/response round trips of --msg bytes until --seconds have passed;
+// the program reports requests/s and the latency percentiles of a round
+// trip for each variant, then the uthread variant's ratio to the others.
 //
 //   echo_bench [--conns N] [--seconds S] [--msg BYTES] [--vcores V]
-//              [--only uthread|nptl] [--json]
+//              [--only uthread|nptl|epoll] [--json]
 //
-// On uthreads, the blocking recv/send of every thread go to the vcores'
-// io_uring rings (src/syscall); on NPTL they block kernel threads.
+// uthread: a thread per client and per server connection; their blocking
+// recv/send go to the vcores' io_uring rings (src/syscall).
+// nptl:    the same threads as kernel threads.
+// epoll:   no threads per connection: one event loop per core (V loops,
+//          each a kernel thread pinned to its own CPU) drives the
+//          non-blocking client and server sockets of its share of the
+//          connections: what a tuned single-threaded-per-core server
+//          (nginx, memcached) does, so the honest I/O baseline.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <parlib/syscall.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -56,7 +66,7 @@ uint64_t now_ns() {
   fprintf(stderr, "echo_bench: %s\n", why);
   fprintf(stderr,
           "usage: echo_bench [--conns N] [--seconds S] [--msg BYTES] [--vcores V] "
-          "[--only uthread|nptl] [--json]\n");
+          "[--only uthread|nptl|epoll] [--json]\n");
   exit(2);
 }
 
@@ -87,7 +97,8 @@ Options parse(int argc, char **argv) {
       o.vcores = static_cast<int>(v);
     } else if (a == "--only") {
       o.only = value();
-      if (o.only != "uthread" && o.only != "nptl") usage("--only takes uthread or nptl");
+      if (o.only != "uthread" && o.only != "nptl" && o.only != "epoll")
+        usage("--only takes uthread, nptl or epoll");
     } else if (a == "--json") {
       o.json = true;
     } else {
@@ -379,6 +390,226 @@ Result run_nptl(const Options &o) {
   return summarize(run, static_cast<double>(ctx.t1.load() - ctx.t0) / 1e9);
 }
 
+// --- epoll ------------------------------------------------------------------
+
+// One end of a connection as an event loop sees it: a client end, which
+// sends a request, times the round trip and sends the next, or a server
+// end, which echoes what it reads. Both keep what they could not write yet
+// and wait for EPOLLOUT meanwhile.
+struct EpollEnd {
+  int fd = -1;
+  int id = 0;  // the client's index into Run's per-client results
+  bool client = false;
+  std::vector<char> out;  // client: the request; server: the bytes to echo
+  size_t out_len = 0;     // bytes of `out` to write
+  size_t out_done = 0;    // ... of which written
+  std::vector<char> in;   // client: the reply so far
+  size_t in_len = 0;
+  uint64_t t0 = 0;  // client: when the request went out
+  long done = 0;
+};
+
+struct EpollLoop {
+  Run *run = nullptr;
+  int cpu = -1;
+  std::vector<EpollEnd> ends;
+  std::atomic<long> errors{0};
+};
+
+void epoll_watch(int ep, EpollEnd &e, bool want_out) {
+  struct epoll_event ev {};
+  ev.events = want_out ? EPOLLOUT : EPOLLIN;
+  ev.data.ptr = &e;
+  epoll_ctl(ep, EPOLL_CTL_MOD, e.fd, &ev);
+}
+
+// Writes what is left of e.out; false on an error.
+bool epoll_flush(int ep, EpollEnd &e) {
+  while (e.out_done < e.out_len) {
+    ssize_t w = send(e.fd, e.out.data() + e.out_done, e.out_len - e.out_done, MSG_NOSIGNAL);
+    if (w < 0 && errno == EAGAIN) {
+      epoll_watch(ep, e, true);
+      return true;
+    }
+    if (w <= 0) return false;
+    e.out_done += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void epoll_send_request(int ep, EpollEnd &e) {
+  e.t0 = now_ns();
+  e.out_done = 0;
+  e.in_len = 0;
+  if (!epoll_flush(ep, e)) e.fd = -1;
+}
+
+// Readable (or writable again): returns false when the end failed.
+bool epoll_step(int ep, EpollEnd &e, uint32_t events, Run &run) {
+  const size_t msg = run.opt->msg;
+  if (events & EPOLLOUT) {
+    if (!epoll_flush(ep, e)) return false;
+    if (e.out_done == e.out_len) epoll_watch(ep, e, false);
+    return true;
+  }
+  if (!e.client) {
+    // Echo: read only what can be written back before reading again, as
+    // the thread-per-connection server does.
+    ssize_t n = recv(e.fd, e.out.data(), msg, 0);
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) return false;
+    e.out_len = static_cast<size_t>(n);
+    e.out_done = 0;
+    return epoll_flush(ep, e);
+  }
+  ssize_t n = recv(e.fd, e.in.data() + e.in_len, msg - e.in_len, 0);
+  if (n < 0 && errno == EAGAIN) return true;
+  if (n <= 0) return false;
+  e.in_len += static_cast<size_t>(n);
+  if (e.in_len < msg) return true;
+  if (memcmp(e.in.data(), e.out.data(), msg) != 0) return false;
+  uint64_t dt = now_ns() - e.t0;
+  run.lat_ns[static_cast<size_t>(e.id)].push_back(dt > UINT32_MAX ? UINT32_MAX
+                                                                  : static_cast<uint32_t>(dt));
+  ++e.done;
+  if (!run.stop.load(std::memory_order_relaxed)) epoll_send_request(ep, e);
+  return e.fd >= 0;
+}
+
+void *epoll_loop(void *p) {
+  auto *loop = static_cast<EpollLoop *>(p);
+  Run &run = *loop->run;
+  if (loop->cpu >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(loop->cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+  }
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  for (EpollEnd &e : loop->ends) {
+    struct epoll_event ev {};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &e;
+    epoll_ctl(ep, EPOLL_CTL_ADD, e.fd, &ev);
+  }
+  for (EpollEnd &e : loop->ends)
+    if (e.client) epoll_send_request(ep, e);
+  std::vector<struct epoll_event> evs(512);
+  while (!run.stop.load(std::memory_order_relaxed)) {
+    int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 10);
+    for (int i = 0; i < n; ++i) {
+      auto *e = static_cast<EpollEnd *>(evs[static_cast<size_t>(i)].data.ptr);
+      if (e->fd < 0) continue;
+      if (!epoll_step(ep, *e, evs[static_cast<size_t>(i)].events, run)) {
+        loop->errors++;
+        epoll_ctl(ep, EPOLL_CTL_DEL, e->fd, nullptr);
+        e->fd = -1;  // closed with the rest below
+      }
+    }
+  }
+  close(ep);
+  return nullptr;
+}
+
+// The whole epoll run happens on plain threads, as the NPTL one does.
+struct EpollCtx {
+  Run *run = nullptr;
+  std::vector<EpollLoop> loops;
+  std::vector<int> fds;
+  uint64_t t0 = 0;
+  std::atomic<uint64_t> t1{0};
+};
+
+void *epoll_main(void *p) {
+  auto *ctx = static_cast<EpollCtx *>(p);
+  Run &run = *ctx->run;
+  const Options &o = *run.opt;
+  // One loop per vcore's worth of CPUs, each pinned to a CPU of its own.
+  cpu_set_t allowed;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+    for (int c = 0; c < CPU_SETSIZE && static_cast<int>(cpus.size()) < o.vcores; ++c)
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  const size_t nloops = static_cast<size_t>(o.vcores);
+  ctx->loops = std::vector<EpollLoop>(nloops);
+  for (size_t l = 0; l < nloops; ++l) {
+    ctx->loops[l].run = &run;
+    ctx->loops[l].cpu = l < cpus.size() ? cpus[l] : -1;
+    ctx->loops[l].ends.reserve(2 * static_cast<size_t>(o.conns) / nloops + 2);
+  }
+  // Connect every client first. A connection's server end goes to another
+  // loop than its client end (when there are several): a server's clients
+  // are not on its core, and the thread variants place their two threads
+  // freely too.
+  for (int i = 0; i < o.conns; ++i) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(run.port);
+    if (connect(c, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+      run.errors++;
+      close(c);
+      break;
+    }
+    int s = accept4(run.listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (s < 0) {
+      run.errors++;
+      close(c);
+      break;
+    }
+    fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ctx->fds.push_back(c);
+    ctx->fds.push_back(s);
+    run.connected++;
+    EpollEnd client;
+    client.fd = c;
+    client.id = i;
+    client.client = true;
+    client.out.assign(o.msg, static_cast<char>('a' + i % 26));
+    client.out_len = o.msg;
+    client.in.resize(o.msg);
+    ctx->loops[static_cast<size_t>(i) % nloops].ends.push_back(std::move(client));
+    EpollEnd server;
+    server.fd = s;
+    server.id = i;
+    server.out.resize(o.msg);
+    ctx->loops[(static_cast<size_t>(i) + nloops / 2) % nloops].ends.push_back(std::move(server));
+  }
+  ctx->t0 = now_ns();
+  std::vector<pthread_t> threads;
+  for (EpollLoop &loop : ctx->loops) threads.push_back(start_pthread(epoll_loop, &loop));
+  struct timespec d;
+  d.tv_sec = static_cast<time_t>(o.seconds);
+  d.tv_nsec = static_cast<long>((o.seconds - static_cast<double>(d.tv_sec)) * 1e9);
+  nanosleep(&d, nullptr);
+  run.stop = true;
+  ctx->t1 = now_ns();
+  for (pthread_t t : threads) pthread_join(t, nullptr);
+  for (EpollLoop &loop : ctx->loops) {
+    run.errors += loop.errors.load();
+    for (const EpollEnd &e : loop.ends)
+      if (e.client) run.requests[static_cast<size_t>(e.id)] = e.done;
+  }
+  for (int fd : ctx->fds) close(fd);
+  return nullptr;
+}
+
+Result run_epoll(const Options &o) {
+  Run run;
+  prepare(run, o);
+  EpollCtx ctx;
+  ctx.run = &run;
+  pthread_t t = start_pthread(epoll_main, &ctx);
+  while (ctx.t1 == 0) usleep(10000);  // a uthread's sleep: this vcore stays free
+  pthread_join(t, nullptr);
+  close(run.listen_fd);
+  return summarize(run, static_cast<double>(ctx.t1.load() - ctx.t0) / 1e9);
+}
+
 void print(const char *name, const Result &r, bool json, bool last) {
   double rps = r.seconds > 0 ? static_cast<double>(r.requests) / r.seconds : 0;
   if (json) {
@@ -408,29 +639,42 @@ int main(int argc, char **argv) {
   if (o.vcores > max_vcores()) o.vcores = max_vcores();
   parlib_test::fifo_init(o.vcores);
   const char *backend = parlib_syscall_backend() == PARLIB_SYSC_IO_URING ? "io_uring" : "threads";
-  Result u, n;
-  bool do_u = o.only.empty() || o.only == "uthread";
-  bool do_n = o.only.empty() || o.only == "nptl";
-  if (do_u) u = run_uthreads(o);
-  if (do_n) n = run_nptl(o);
-  if (o.json) {
-    printf("{\"conns\":%d,\"vcores\":%d,\"msg\":%zu,\"backend\":\"%s\",", o.conns, o.vcores, o.msg,
+  struct Variant {
+    const char *name;
+    Result (*run)(const Options &);
+    bool done = false;
+    Result r;
+  } variants[] = {{"uthread", run_uthreads}, {"nptl", run_nptl}, {"epoll", run_epoll}};
+  for (Variant &v : variants) {
+    if (!o.only.empty() && o.only != v.name) continue;
+    v.r = v.run(o);
+    v.done = true;
+  }
+  auto rps = [](const Result &r) {
+    return r.seconds > 0 ? static_cast<double>(r.requests) / r.seconds : 0.0;
+  };
+  const Variant &u = variants[0];
+  if (o.json)
+    printf("{\"conns\":%d,\"vcores\":%d,\"msg\":%zu,\"backend\":\"%s\"", o.conns, o.vcores, o.msg,
            backend);
-    if (do_u) print("uthread", u, true, !do_n);
-    if (do_n) print("nptl", n, true, true);
-    if (do_u && do_n && n.requests > 0)
-      printf(",\"ratio_uthread_over_nptl\":%.2f",
-             (static_cast<double>(u.requests) / u.seconds) /
-                 (static_cast<double>(n.requests) / n.seconds));
-    printf("}\n");
-  } else {
+  else
     printf("echo_bench: %d connections, %zu-byte messages, %.1f s each, %d vcores (%s)\n", o.conns,
            o.msg, o.seconds, o.vcores, backend);
-    if (do_u) print("uthread", u, false, false);
-    if (do_n) print("nptl", n, false, true);
-    if (do_u && do_n && n.requests > 0)
-      printf("ratio uthread/nptl: %.2f\n", (static_cast<double>(u.requests) / u.seconds) /
-                                               (static_cast<double>(n.requests) / n.seconds));
+  for (const Variant &v : variants) {
+    if (!v.done) continue;
+    if (o.json) printf(",");
+    print(v.name, v.r, o.json, true);
   }
-  return (u.errors != 0 || n.errors != 0) ? 1 : 0;
+  for (size_t k = 1; k < std::size(variants); ++k) {
+    const Variant &v = variants[k];
+    if (!u.done || !v.done || rps(v.r) <= 0) continue;
+    if (o.json)
+      printf(",\"ratio_uthread_over_%s\":%.2f", v.name, rps(u.r) / rps(v.r));
+    else
+      printf("ratio uthread/%s: %.2f\n", v.name, rps(u.r) / rps(v.r));
+  }
+  if (o.json) printf("}\n");
+  bool failed = false;
+  for (const Variant &v : variants) failed |= v.done && v.r.errors != 0;
+  return failed ? 1 : 0;
 }
