@@ -7,6 +7,13 @@
 //                       the swap from different places, so each resume's
 //                       ret is mispredicted (~8 ns here); a scheduler's
 //                       threads switch from one place and do not pay it
+//   BM_SwitchFloor      the floor of a uthread-to-uthread switch: two
+//                       contexts that swap from one call site in one loop
+//                       (every ret predicted), with one wrfsbase per
+//                       switch (fsbase:1; skipped without FSGSBASE) or
+//                       none (fsbase:0). A scheduler's yield cannot do
+//                       less than fsbase:1; ctxswitch's uthread figure is
+//                       compared with it
 //   BM_Wrfsbase         one FS-base write with the instruction (skipped
 //                       when AT_HWCAP2 lacks FSGSBASE)
 //   BM_ArchPrctlSetFs   the same write through arch_prctl, the fallback
@@ -93,6 +100,76 @@ void BM_RawSwitch(benchmark::State &state) {
   report_ns(state, "ns_per_switch", t0, t1, 2);  // there and back
 }
 BENCHMARK(BM_RawSwitch);
+
+// ------------------------------------------------------------ switch floor
+
+bool cpu_has_fsgsbase();
+void *thread_pointer();
+
+// Two members take turns from the same call site in the same loop, so
+// each swap's ret returns where the return-stack buffer says; the bench
+// context only starts and ends a batch. `last` is the member that handed
+// back, the one to resume next.
+struct FloorRing {
+  ArchContext bench, a, b;
+  ArchContext *last = nullptr;
+  long hops_left = 0;
+  void *tp = nullptr;
+  bool fsbase = false;
+};
+FloorRing g_floor;
+
+[[gnu::noinline]] void floor_hop(ArchContext *from, ArchContext *to) {
+  // The same value as now: the write costs what a switch's write costs.
+  if (g_floor.fsbase) asm volatile("wrfsbase %0" : : "r"(g_floor.tp) : "memory");
+  parlib::detail::parlib_ctx_swap(from, to);
+}
+
+[[noreturn]] void floor_member(void *arg) {
+  auto *self = static_cast<ArchContext *>(arg);
+  ArchContext *other = self == &g_floor.a ? &g_floor.b : &g_floor.a;
+  for (;;) {
+    while (g_floor.hops_left > 0) {
+      --g_floor.hops_left;
+      floor_hop(self, other);
+    }
+    g_floor.last = self;
+    parlib::detail::parlib_ctx_swap(self, &g_floor.bench);
+  }
+}
+
+void BM_SwitchFloor(benchmark::State &state) {
+  const bool fsbase = state.range(0) != 0;
+  if (fsbase && !cpu_has_fsgsbase()) {
+    state.SkipWithError("AT_HWCAP2 has no FSGSBASE: the CPU or kernel forbids wrfsbase");
+    return;
+  }
+  static bool made = [] {
+    constexpr size_t kStack = 64 << 10;
+    for (ArchContext *c : {&g_floor.a, &g_floor.b}) {
+      void *stack = uthread_stack_alloc(kStack, 4096);
+      if (stack == nullptr) {
+        perror("switch_bench: uthread_stack_alloc");
+        abort();
+      }
+      parlib::detail::make_context(c, stack, kStack, floor_member, c);
+    }
+    g_floor.last = &g_floor.a;
+    return true;
+  }();
+  (void)made;
+  g_floor.fsbase = fsbase;
+  g_floor.tp = thread_pointer();
+  constexpr long kBatch = 1000;
+  auto t0 = Clock::now();
+  for (auto _ : state) {
+    g_floor.hops_left = kBatch;
+    parlib::detail::parlib_ctx_swap(&g_floor.bench, g_floor.last);
+  }
+  auto t1 = Clock::now();
+  report_ns(state, "ns_per_switch", t0, t1, kBatch);
+}
+BENCHMARK(BM_SwitchFloor)->ArgName("fsbase")->Arg(0)->Arg(1);
 
 // --------------------------------------------------------------- FS base
 
