@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs every test in the release, asan and ubsan presets (or in the
-# presets named on the command line): configure, build, ctest. This is the
-# test command of README.md and the core of .ci/run.
+# presets named on the command line): installs the Debian packages that are
+# missing (scripts/deps.sh), then configure, build, ctest. This is the test
+# command of README.md and the core of .ci/run.
 #
 #   scripts/test-all.sh              # release, asan, then ubsan
 #   scripts/test-all.sh debug        # any presets of CMakePresets.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/deps.sh test
 
 presets=("$@")
 if ((${#presets[@]} == 0)); then
