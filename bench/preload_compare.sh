@@ -7,7 +7,7 @@
 #
 # SHIM defaults to the shim of build/release; PARLIB_VCORES and
 # UPTHREAD_SCHED_PERIOD_US pass through. Programs that are not installed
-# (apt-get install -y pigz sysbench) are skipped with a message.
+# (scripts/deps.sh test installs them) are skipped with a message.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 shim=${1:-$here/build/release/src/upthread/preload/libupthread-preload.so}
@@ -80,4 +80,44 @@ if command -v sysbench >/dev/null; then
     "$(best_wall env LD_PRELOAD="$shim" sysbench mutex --threads=8 run)" "s"
 else
   echo "sysbench: not installed, skipped (apt-get install -y sysbench)"
+fi
+
+# pair NAME CMD: CMD is a shell command line; it runs as it is and with
+# only its first program preloaded (the shell and redirections stay
+# native), best of $reps each.
+pair() {
+  line "$1" "$(best_wall sh -c "$2")" "$(best_wall sh -c "LD_PRELOAD='$shim' $2")" "s"
+}
+have() {
+  command -v "$1" >/dev/null && return 0
+  echo "$1: not installed, skipped (scripts/deps.sh test)"
+  return 1
+}
+# CPU-bound, threads that mostly compute: the shim's goal is native speed.
+if [ -r "$work/in" ]; then in=$work/in; else
+  head -c $((size_mb * 1024 * 1024 * 3 / 4)) /dev/urandom | base64 -w 76 > "$work/in"; in=$work/in
+fi
+head -c $((16 * 1024 * 1024)) "$in" > "$work/in16"
+have xz && pair "xz -T4 compress 16 MB" "xz -T4 --block-size=2MiB -c '$work/in16' > '$work/o'"
+have zstd && pair "zstd -T4 -9 compress ${size_mb} MB" "zstd -q -T4 -9 -c '$in' > '$work/o'"
+have pbzip2 && pair "pbzip2 -p4 compress 16 MB" "pbzip2 -p4 -c '$work/in16' > '$work/o'"
+have plzip && pair "plzip -n4 compress 16 MB" "plzip -n4 -B 2MiB -c '$work/in16' > '$work/o'"
+have lbzip2 && pair "lbzip2 -n4 compress 16 MB" "lbzip2 -n4 -c '$work/in16' > '$work/o'"
+have sort && pair "sort --parallel=4 ${size_mb} MB" "sort --parallel=4 -S 64M '$in' > '$work/o'"
+# Threads that start processes and wait for them.
+if have /usr/bin/python3; then
+  pair "python3 subprocess x400 from 8 threads" "/usr/bin/python3 -c '
+import concurrent.futures, subprocess
+def job(i): return subprocess.run([\"true\"]).returncode
+with concurrent.futures.ThreadPoolExecutor(8) as p: assert sum(p.map(job, range(400))) == 0
+'"
+fi
+if have git; then
+  repo=$work/repo
+  git init -q "$repo" && (cd "$repo" && for i in $(seq 20); do
+      seq "$i" 20000 | sed "s/^/line $i /" > "f$((i % 5)).txt"
+      git add . && git -c user.email=t@x -c user.name=t commit -qm "c$i"
+    done)
+  pair "git repack -adf --threads=4" "git -C '$repo' -c pack.threads=4 repack -adfq"
+  pair "git grep --threads=4" "git -C '$repo' grep -c --threads=4 -e ' 1[0-9]*7$' > '$work/o'"
 fi

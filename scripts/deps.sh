@@ -14,10 +14,11 @@ group=${1:-build}
 # make: the presets use the Unix Makefiles generator, and cmake only
 # recommends make (apt-get below does not install recommends).
 build=(cmake make g++ pkg-config liburing-dev libgtest-dev libbenchmark-dev)
-# gdb: the debugger extension's tests (test/debug). pigz and sysbench: real
-# programs the LD_PRELOAD shim's tests run. Each test skips, visibly, where
-# its program is missing.
-test=(gdb pigz sysbench)
+# gdb: the debugger extension's tests (test/debug). The rest: real programs
+# the LD_PRELOAD shim's tests run against their native runs
+# (test/preload/realprogs.sh). Each test skips, visibly, where its program
+# is missing.
+test=(gdb pigz sysbench xz-utils zstd pbzip2 plzip git curl python3)
 case ${group} in
   build) packages=("${build[@]}") ;;
   test) packages=("${build[@]}" "${test[@]}") ;;
