@@ -383,12 +383,18 @@ void wake_vcore_for_completions(uint32_t id) {
   vcore_bring_online(id);
 }
 
-// How long an idle vcore polls its state word and its ring before it
-// sleeps in the kernel. The vcore layer's own poll cannot see the ring, so
-// with io_uring the library sets that one to 0 and polls here instead
-// (PARLIB_IDLE_SPIN_US, default 50, as the vcore layer reads it).
-uint32_t g_idle_spin_us = 50;
+// The vcore layer's idle poll runs this on the vcore's own task: completions
+// found there bring the vcore back, and vcore_entry's chained events hook
+// delivers them.
+bool ring_idle_poll(uint32_t id) {
+  VcoreRing &r = g_sys.rings[id];
+  // relaxed: only this task ever sets its ring ready.
+  if (r.status.load(std::memory_order_relaxed) != kRingReady || !ring_has_work(r)) return false;
+  harvest(r);
+  return r.done_head != nullptr;
+}
 
+// The vcore layer has polled (ring_idle_poll included) before calling this.
 void ring_sleep(uint32_t id, std::atomic<uint32_t> *state) {
   VcoreRing &r = g_sys.rings[id];
   if (r.status.load(std::memory_order_relaxed) != kRingReady) {
@@ -396,22 +402,7 @@ void ring_sleep(uint32_t id, std::atomic<uint32_t> *state) {
     raw_futex(state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
     return;
   }
-  // Poll first: a grant (state) or a completion (ring) then costs no system
-  // call on either side; wake() writes the eventfd only once we announced
-  // the kernel wait below.
-  uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + uint64_t{g_idle_spin_us} * 1000;
-  for (unsigned i = 1;; ++i) {
-    if (state->load(std::memory_order_acquire) != kOfflineSleeping) return;
-    if (ring_has_work(r)) {
-      harvest(r);
-      if (r.done_head != nullptr) {
-        wake_vcore_for_completions(id);
-        return;
-      }
-    }
-    __builtin_ia32_pause();
-    if ((i & 63) == 0 && clock_now_ns(CLOCK_MONOTONIC) >= deadline) break;
-  }
+  // wake() writes the eventfd only once we announced the kernel wait below.
   if (!r.efd_armed) {
     io_uring_sqe *sqe = io_uring_get_sqe(&r.ring);
     if (sqe == nullptr) {
@@ -1013,14 +1004,7 @@ void syscall_layer_init() {
     for (int i = 0; i < n; ++i)
       if (vcore_of(static_cast<uint32_t>(i)).tid.load(std::memory_order_seq_cst) != 0)
         make_wake_eventfd(rings[i]);
-    const char *spin = getenv("PARLIB_IDLE_SPIN_US");
-    if (spin != nullptr) {
-      char *end = nullptr;
-      long v = strtol(spin, &end, 10);
-      if (end != spin && *end == '\0' && v >= 0 && v <= 10000000)
-        g_idle_spin_us = static_cast<uint32_t>(v);
-    }
-    vcore_set_idle_spin_us(0);  // ring_sleep polls instead, ring included
+    add_vcore_idle_poll(ring_idle_poll);
     set_vcore_idle_waiter(&g_ring_waiter);
   }
   g_sys.backend.store(backend, std::memory_order_release);

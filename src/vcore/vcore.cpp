@@ -72,6 +72,10 @@ struct VcoreRuntime {
   std::atomic<void (*)(uint32_t)> task_hooks[kMaxTaskHooks] = {};
   std::atomic<bool (*)(uint32_t)> work_probe{nullptr};   // the event layer's
   std::atomic<bool (*)(uint32_t)> sched_probe{nullptr};  // the 2LS's (vcore_set_sched_probe)
+  // Run by park_until_online's poll (see add_vcore_idle_poll); slots fill
+  // in order, never emptied.
+  static constexpr int kMaxIdlePolls = 4;
+  std::atomic<bool (*)(uint32_t)> idle_polls[kMaxIdlePolls] = {};
 };
 
 VcoreRuntime g_rt;
@@ -162,16 +166,30 @@ bool wanted_back(uint32_t id) {
                                g_rt.wanted.load(std::memory_order_seq_cst));
 }
 
+// The registered idle polls (add_vcore_idle_poll): true if one found work
+// for the vcore.
+bool run_idle_polls(uint32_t id) {
+  for (auto &slot : g_rt.idle_polls) {
+    auto poll = slot.load(std::memory_order_acquire);
+    if (poll == nullptr) return false;
+    if (poll(id)) return true;
+  }
+  return false;
+}
+
 // Waits, on the vcore's own task, until the vcore is granted again. Polls
 // for up to idle_spin_us first (a grant then costs no syscall on either
-// side), then sleeps on the futex word.
+// side), then sleeps through the idle waiter. This is the only idle poll:
+// other layers plug their checks into it (add_vcore_idle_poll) rather than
+// polling in their idle waiter, so that a vcore polls whatever the layers
+// above have or have not set up yet.
 void park_until_online(Vcore &vc, bool spin) {
   uint64_t spin_ns = spin ? uint64_t{g_rt.idle_spin_us.load(std::memory_order_relaxed)} * 1000 : 0;
   if (spin_ns != 0) {
     uint64_t deadline = now_ns() + spin_ns;
     for (unsigned i = 1;; ++i) {
       if (vc.state.load(std::memory_order_acquire) == kOnline) return;
-      if (wanted_back(vc.id) && vcore_bring_online(vc.id)) return;
+      if ((wanted_back(vc.id) || run_idle_polls(vc.id)) && vcore_bring_online(vc.id)) return;
       cpu_pause();
       if ((i & 63) == 0 && now_ns() >= deadline) break;
     }
@@ -388,6 +406,14 @@ void grant_wanted() {
 
 void set_vcore_idle_waiter(const IdleWaiter *waiter) {
   g_idle_waiter.store(waiter != nullptr ? waiter : &g_futex_waiter, std::memory_order_release);
+}
+
+void add_vcore_idle_poll(bool (*poll)(uint32_t id)) {
+  for (auto &slot : g_rt.idle_polls) {
+    bool (*expected)(uint32_t) = nullptr;
+    if (slot.compare_exchange_strong(expected, poll, std::memory_order_acq_rel)) return;
+  }
+  raw_fatal("add_vcore_idle_poll: more than %d polls", VcoreRuntime::kMaxIdlePolls);
 }
 
 void set_vcore_work_probe(bool (*probe)(uint32_t)) {

@@ -70,6 +70,15 @@ void add_vcore_task_hook(void (*hook)(uint32_t id));
 // work that was sent to it concurrently (and so is never lost).
 void set_vcore_work_probe(bool (*probe)(uint32_t vcoreid));
 
+// An idle vcore polls, for up to PARLIB_IDLE_SPIN_US (vcore_set_idle_spin_us),
+// before it sleeps through the IdleWaiter; a layer with its own source of
+// work for the vcore (the syscall layer's completion ring) plugs a check
+// into that one poll loop instead of polling itself. poll(id) runs on
+// vcore id's own task while the vcore is offline and must be cheap; it
+// returns true when it found work, and the vcore then grants itself.
+// Slots fill in order, never emptied.
+void add_vcore_idle_poll(bool (*poll)(uint32_t id));
+
 // How an idle vcore sleeps in the kernel. The default sleeps on the state
 // word (FUTEX_WAIT); the syscall layer installs one that sleeps on the
 // vcore's io_uring instead, so completions wake it too.
