@@ -252,6 +252,18 @@ int affinity_cpus(int *cpus, int max) {
   return n;
 }
 
+// Where vcore 0 goes: the CPU this task runs on now, the one the kernel's
+// balancer chose for the new process. Starting every process at the
+// mask's first CPU would stack the vcore 0 of every parlib process (each
+// program of a pipeline under the LD_PRELOAD shim, say) on one CPU while
+// the others idle.
+int first_cpu_index(const int *cpus, int ncpus) {
+  const int here = sched_getcpu();
+  for (int i = 0; i < ncpus; ++i)
+    if (cpus[i] == here) return i;
+  return 0;
+}
+
 int start_vcore_task(Vcore &vc) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -302,10 +314,12 @@ void init_runtime() {
     return;
   }
   Vcore *vcores = static_cast<Vcore *>(mem);
+  const int first = first_cpu_index(cpus, ncpus);
   for (int i = 0; i < total; ++i) {
     Vcore *vc = new (&vcores[i]) Vcore;
     vc->id = static_cast<uint32_t>(i);
-    vc->cpu = i < max ? cpus[i % ncpus] : -1;  // oversubscribed vcores wrap around the CPUs
+    // Oversubscribed vcores wrap around the CPUs.
+    vc->cpu = i < max ? cpus[(first + i) % ncpus] : -1;
     vc->stack_size = kVcoreStackSize;
     if (i >= max) continue;  // a spare's stack comes with its task
     vc->stack_bottom = stack_map(kVcoreStackSize, kGuardSize);

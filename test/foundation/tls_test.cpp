@@ -162,17 +162,19 @@ TEST(Tls, GlibcSeesEachUthreadAsADifferentLockOwner) {
 // glibc reads the CPU number from the kernel task's rseq area; a uthread's
 // TCB must not report a stale CPU from its own copy.
 TEST(Tls, SchedGetcpuReportsTheVcoresCpu) {
-  std::vector<int> cpus;
-  cpu_set_t set;
-  sched_getaffinity(getpid(), sizeof set, &set);  // the parked main task keeps the process mask
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
   for (int i = 0; i < 50; ++i) {
     uth_disable_notifs();  // stay on this vcore while comparing
     uint32_t id = vcore_id();
+    // The vcore's task is pinned to one CPU: its own mask names it.
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    int pinned = -1;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) pinned = pinned == -1 ? c : -2;
     int cpu = sched_getcpu();
     uth_enable_notifs();
-    EXPECT_EQ(cpu, cpus[id % cpus.size()]) << "vcore " << id;
+    ASSERT_GE(pinned, 0) << "vcore " << id << "'s task is not pinned to one CPU";
+    EXPECT_EQ(cpu, pinned) << "vcore " << id;
     fifo_yield();
   }
 }
