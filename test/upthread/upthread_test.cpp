@@ -8,12 +8,14 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include <upthread/upthread.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -208,6 +210,76 @@ TEST(Upthread, ArgumentAndStateErrors) {
   EXPECT_EQ(upthread_setspecific(key, &ran), 0);
   EXPECT_EQ(upthread_getspecific(key), &ran);
   EXPECT_EQ(upthread_key_delete(key), 0);
+}
+
+int count_mappings() {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (f == nullptr) return -1;
+  int n = 0;
+  for (int c; (c = fgetc(f)) != EOF;) n += c == '\n';
+  fclose(f);
+  return n;
+}
+
+// Stacks with guard pages come from pooled regions whose guards are
+// MADV_GUARD_INSTALL markers, so thousands of live threads do not cost a
+// mapping or two each (vm.max_map_count, 65530 by default, would otherwise
+// stop a program near 32,000 threads). Where the kernel lacks guard
+// regions (before Linux 6.13) each stack is its own mapping again and the
+// test says so instead of failing.
+TEST(Upthread, ThousandsOfGuardedStacksTakeAFewMappings) {
+  constexpr int kThreads = 3000;
+  upthread_attr_t attr;
+  upthread_attr_init(&attr);
+  ASSERT_EQ(upthread_attr_setstacksize(&attr, 32 << 10), 0);
+  ASSERT_EQ(upthread_attr_setguardsize(&attr, 4096), 0);
+  struct Shared {
+    upthread_mutex_t m;
+    upthread_cond_t c;
+    int waiting = 0;
+    bool go = false;
+  } sh;
+  upthread_mutex_init(&sh.m, nullptr);
+  upthread_cond_init(&sh.c, nullptr);
+  const int before = count_mappings();
+  std::vector<upthread_t> threads(kThreads);
+  for (upthread_t &t : threads)
+    ASSERT_EQ(upthread_create(&t, &attr,
+                              [](void *p) -> void * {
+                                auto *s = static_cast<Shared *>(p);
+                                upthread_mutex_lock(&s->m);
+                                s->waiting++;
+                                while (!s->go) upthread_cond_wait(&s->c, &s->m);
+                                upthread_mutex_unlock(&s->m);
+                                return nullptr;
+                              },
+                              &sh),
+              0);
+  for (;;) {  // every thread alive and blocked
+    upthread_mutex_lock(&sh.m);
+    const int waiting = sh.waiting;
+    upthread_mutex_unlock(&sh.m);
+    if (waiting == kThreads) break;
+    upthread_yield();
+  }
+  const int during = count_mappings();
+  upthread_mutex_lock(&sh.m);
+  sh.go = true;
+  upthread_cond_broadcast(&sh.c);
+  upthread_mutex_unlock(&sh.m);
+  for (upthread_t t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
+  std::printf("mappings: %d before, %d with %d threads alive\n", before, during, kThreads);
+  struct utsname u;
+  uname(&u);
+  int major = 0, minor = 0;
+  sscanf(u.release, "%d.%d", &major, &minor);
+  if (major < 6 || (major == 6 && minor < 13)) {
+    std::printf("kernel %s has no MADV_GUARD_INSTALL: one mapping per guarded stack expected\n",
+                u.release);
+    EXPECT_GE(during - before, kThreads);
+  } else {
+    EXPECT_LT(during - before, 100);
+  }
 }
 
 // A thread made runnable on the queue of a vcore that is just going idle
