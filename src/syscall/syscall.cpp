@@ -184,6 +184,10 @@ bool create_ring(VcoreRing &r) {
       // io_uring_enter skips looking the ring's file up: a little off
       // every submission and wait. Kernels before 5.18 refuse: no matter.
       io_uring_register_ring_fd(&r.ring);
+      // The ring's memory is shared with the kernel, so a fork child's copy
+      // of the mapping would be the parent's ring itself: give the child
+      // no mapping at all (it has no vcores and never uses the rings).
+      io_uring_ring_dontfork(&r.ring);
       return true;
     }
   }

@@ -69,6 +69,18 @@ ptrdiff_t g_tid_offset = -1;
 std::atomic<uint32_t> g_next_uthread_tid{0};
 constexpr int32_t kFirstUthreadTid = 1 << 30;
 
+// struct pthread's list_t list: the link of glibc's thread lists
+// (stack_used, stack_user). A uthread TCB is on none of them, but fork
+// makes the forking thread's TCB the child's only thread and, to do so,
+// unlinks it from its list (reclaim_stacks: list_del(&self->list)) before
+// adding it to the child's list: on a zeroed link that is a store through
+// a null pointer, and the child dies at once. A link that points to itself
+// makes the unlink a no-op. -1: the layout is unknown (nothing is written).
+ptrdiff_t g_list_offset = -1;
+struct ListLink {
+  ListLink *next, *prev;
+};
+
 // rseq: glibc reads the CPU number from the registered rseq area at
 // __rseq_offset from the thread pointer. Only a kernel task's own area is
 // registered, so a uthread TCB marks its copy "not registered" and
@@ -209,6 +221,14 @@ void init() {
       tid != nullptr && tid[0] == 32 && tid[2] + sizeof(int32_t) <= 4096 &&
       at<int32_t>(tp, tid[2]) == static_cast<int32_t>(syscall(SYS_gettid)))
     g_tid_offset = tid[2];
+  // The same descriptor for the list link, trusted only if main's link is
+  // part of a list (the initial thread is on glibc's stack_user list).
+  if (auto *list = resolve<const uint32_t *>("_thread_db_pthread_list");
+      list != nullptr && list[2] + sizeof(ListLink) <= 4096) {
+    auto &link = at<ListLink>(tp, list[2]);
+    if (link.next != nullptr && link.next->prev == &link && link.prev->next == &link)
+      g_list_offset = list[2];
+  }
   dl_iterate_phdr(find_tls_modules, nullptr);
   // The TCB cache needs glibc's TLS initialiser and the size of struct
   // pthread (published for libthread_db); without them every uthread gets
@@ -246,6 +266,10 @@ void fill_tcbhead(void *tcb) {
   if (g_tid_offset >= 0) {
     uint32_t n = g_next_uthread_tid.fetch_add(1, std::memory_order_relaxed) % (1u << 30);
     at<int32_t>(tcb, g_tid_offset) = kFirstUthreadTid + static_cast<int32_t>(n);
+  }
+  if (g_list_offset >= 0) {
+    auto &link = at<ListLink>(tcb, g_list_offset);
+    link.next = link.prev = &link;
   }
 }
 

@@ -139,6 +139,11 @@ void release(ShimThread *s) {
 // pthread_self()), then the handle reference, then the thread.
 [[noreturn]] void finish(ShimThread *s, void *retval) {
   uthread_run_destructors();
+  // In a fork child this is the thread that forked, with no scheduler to
+  // exit to: end the process, as glibc's start_thread does when the last
+  // thread ends (threads the child started and left running end with it,
+  // docs/preload.md).
+  if (g_native_only.load(std::memory_order_relaxed)) exit(0);
   std::atomic_ref<int>(s->done).store(1, std::memory_order_release);
   futex_wake(&s->done, INT_MAX);
   release(s);
@@ -224,6 +229,18 @@ bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
 }
 
 void child_after_fork() {
+  // The forking thread's key values move from its DTLS to glibc's keys,
+  // which are what its pthread_getspecific reads from now on (in the
+  // child it runs on its own TCB as glibc's only thread).
+  if (on_uthread()) {
+    for (pthread_key_t k = 0; k < PTHREAD_KEYS_MAX; ++k) {
+      dtls_key_t d = g_dtls[k].load(std::memory_order_acquire);
+      void *v = d != nullptr ? get_dtls(d) : nullptr;
+      if (v == nullptr) continue;
+      REAL(pthread_setspecific)(k, v);
+      set_dtls(d, nullptr);
+    }
+  }
   // The child has only the forking task: no vcores, no alarm service. Its
   // threads from now on are glibc threads (docs/preload.md).
   g_native_only.store(true, std::memory_order_relaxed);
