@@ -20,6 +20,7 @@
 #include <parlib/event.h>
 
 #include "common/raw_log.h"
+#include "uthread/setxid.h"
 #include "uthread/tls.h"
 #include "uthread/uthread_internal.h"
 #include "vcore/vcore_internal.h"
@@ -94,17 +95,10 @@ bool describe_current_stack(StackDescription *out) {
 
 void init_uthread_layer() {
   tls::init();
+  setxid::init();
   g_off_current_uthread = tls_offset_of(&current_uthread);
   g_off_vcoreid = tls_offset_of(&tls_vcoreid);
   set_stack_describer(describe_current_stack);
-}
-
-// Blocks in the kernel forever without touching TLS (not even errno: the
-// parked main task shares its TCB with thread0).
-[[noreturn]] void sleep_forever_raw() {
-  static uint32_t never = 0;
-  for (;;)
-    raw_syscall4(SYS_futex, reinterpret_cast<long>(&never), FUTEX_WAIT_PRIVATE, 0, 0);
 }
 
 // Runs on the park stack of the main kernel task: hands thread0 (saved just
@@ -115,7 +109,8 @@ void init_uthread_layer() {
 #endif
   auto *thread0 = static_cast<struct uthread *>(arg);
   // This task keeps thread0's TCB loaded while thread0 runs elsewhere, so it
-  // must never run a signal handler again.
+  // must never run a signal handler again (but glibc's SIGSETXID handler,
+  // which no mask blocks: setxid.cpp sees to it).
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, nullptr);
@@ -128,7 +123,7 @@ void init_uthread_layer() {
     // Already online: take the handoff back unless its vcore_entry got it.
     if (vc.handoff.exchange(nullptr, std::memory_order_acq_rel) == nullptr) break;
   }
-  sleep_forever_raw();
+  setxid::park_main_task();
 }
 
 [[noreturn]] void switch_to_uthread(Vcore &vc, struct uthread *uth) {
