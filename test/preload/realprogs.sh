@@ -167,5 +167,54 @@ curl)
   same "curl (threaded resolver)" curl -sS --max-time 20 "http://localhost:$port/file"
   cmp -s "$dir/shim.out" "$dir/in" || fail "curl under the shim fetched other bytes"
   ;;
+memcached)
+  need memcached bash
+  [ "$(id -u)" = 0 ] || { echo "not root (memcached -u needs root): skipped"; exit 77; }
+  nobody=$(id -u nobody) || fail "no user nobody"
+  # session's output is captured: its failures go to stderr.
+  session_fail() { echo "FAILED: $*" >&2; exit 1; }
+  # memcached -u nobody -t 4: setgroups, setgid and setuid with its threads
+  # (and, under the shim, the runtime's) running; one set and get over
+  # 127.0.0.1; every task must then have nobody's uid. Prints the session.
+  session() {
+    try=0
+    while [ "$try" -lt 3 ]; do
+      port=$((20000 + ($$ * 7 + try * 1013) % 40000))
+      env ${1:+LD_PRELOAD=$1} memcached -u nobody -t 4 -U 0 -l 127.0.0.1 -p "$port" &
+      pid=$!
+      out=
+      # Up to 20 s in all (a memcached stuck in setgroups may have its port
+      # bound already, so a connection succeeds but nothing answers).
+      end=$(($(date +%s) + 20))
+      while [ "$(date +%s)" -lt "$end" ] && kill -0 "$pid" 2>/dev/null; do
+        out=$(bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+                       printf "set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n" >&3
+                       timeout 3 cat <&3' "$port" 2>/dev/null | tr -d '\r') && [ -n "$out" ] && break
+        out=
+        sleep 0.1
+      done
+      stuck=
+      [ -n "$out" ] || ! kill -0 "$pid" 2>/dev/null || stuck=1
+      if [ -n "$out" ]; then
+        uids=$(cat /proc/"$pid"/task/*/status | awk '/^Uid:/ {print $2, $3, $4, $5}' | sort -u)
+        kill "$pid"
+        wait "$pid"
+        [ "$uids" = "$nobody $nobody $nobody $nobody" ] || session_fail "memcached's tasks' uids: $uids"
+        printf '%s\n' "$out"
+        return 0
+      fi
+      kill -KILL "$pid" 2>/dev/null  # a stuck memcached ignores SIGTERM
+      wait "$pid"
+      [ -z "$stuck" ] || break
+      try=$((try + 1))  # the port may be taken: another one
+    done
+    session_fail "memcached ${1:+under the shim }never served${stuck:+ in 20 s}"
+  }
+  native=$(session "") || exit 1
+  shim_out=$(session "$shim") || exit 1
+  [ "$native" = "$shim_out" ] || fail "sessions differ: native '$native', shim '$shim_out'"
+  echo "memcached -u nobody -t 4: same session natively and under the shim, every task uid $nobody:"
+  printf '%s\n' "$shim_out"
+  ;;
 *) fail "unknown program $2" ;;
 esac
