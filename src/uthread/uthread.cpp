@@ -204,6 +204,12 @@ void uthread_start(void *arg) {
 #endif
   auto *uth = static_cast<struct uthread *>(arg);
   finish_direct_switch();
+  // A notification that came during a direct switch to this fresh uthread
+  // was left pending (the switching thread had them off); nothing else
+  // would deliver it before this thread next switches (a preemption tick,
+  // for one, whose alarm re-arms only when its event is handled).
+  if (g_notif_pending_hook != nullptr && this_vcore().notif_pending.load(std::memory_order_relaxed))
+    g_notif_pending_hook();
   // glibc points each new thread's ctype TLS (the tables behind isalpha,
   // toupper, and the printing of floating-point numbers) at the locale's
   // tables in start_thread; a fresh TCB has them NULL until this call.
