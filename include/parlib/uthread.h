@@ -42,7 +42,8 @@ struct uthread {
 	void (*entry_)(void);         /* where a fresh context starts */
 	uint32_t sysc_intr_;          /* syscall service: interrupt request, wait (syscall.cpp) */
 	uint32_t reserved32_;
-	uint64_t reserved_[3];
+	uint64_t cpu_ns_;             /* CPU time charged so far (cputime.cpp) */
+	uint64_t reserved_[2];
 };
 
 /* The callbacks a 2LS provides. Unless noted, they run in vcore context. */
@@ -195,6 +196,21 @@ PARLIB_API struct uthread *uthread_self(void);
  * the event/alarm paths. Return NULL with errno on failure. */
 PARLIB_API void *uthread_stack_alloc(size_t stack_size, size_t guard_size);
 PARLIB_API void uthread_stack_free(void *stack_bottom, size_t stack_size, size_t guard_size);
+
+/* Per-uthread CPU time. Off until uthread_enable_cpu_accounting(); from
+ * then on each uthread is charged the CPU time its vcore's kernel task
+ * spends while it runs (not vcore context's), measured at every switch.
+ * Reading the task's clock costs a system call, so a switch reads the
+ * monotonic clock and takes the task's own clock only when the last reading
+ * is older than a resynchronisation interval (50 us): a run that is shorter
+ * than that is charged its wall time, and the next reading corrects the
+ * total (docs/design.md, "CPU time per uthread"). Any context; once on, it
+ * stays on. */
+PARLIB_API void uthread_enable_cpu_accounting(void);
+/* uthread_cpu_time_ns: the CPU time charged to uth. For the calling
+ * uthread, exact up to now (it reads its task's clock); for another, as of
+ * its last switch. 0 while accounting is off. */
+PARLIB_API uint64_t uthread_cpu_time_ns(struct uthread *uth);
 
 PARLIB_END_DECLS
 

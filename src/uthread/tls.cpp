@@ -63,11 +63,15 @@ ptrdiff_t g_errno_offset = 0;
 // own dl_load_tls_lock among them, taken by _dl_allocate_tls_init) record
 // their owner's tid there and take "owner == my tid" to mean "I hold it":
 // with the 0 a fresh TCB has, two uthreads on two vcores could both enter.
-// Each uthread TCB gets an id of its own above any pid_max (2^22), which no
-// kernel task can have. -1: the layout is unknown (nothing is written).
+// Each uthread TCB gets an id of its own from PID_MAX_LIMIT (2^22, the most
+// pid_max can be on 64-bit Linux) up, which no kernel task can have, and
+// below 2^28, so that the kernel's thread CPU clock ids can encode it (the
+// preload shim's gettid() and pthread_getcpuclockid() hand these ids out).
+// -1: the layout is unknown (nothing is written).
 ptrdiff_t g_tid_offset = -1;
 std::atomic<uint32_t> g_next_uthread_tid{0};
-constexpr int32_t kFirstUthreadTid = 1 << 30;
+constexpr int32_t kFirstUthreadTid = 1 << 22;
+constexpr uint32_t kNumUthreadTids = (1u << 28) - (1u << 22);
 
 // struct pthread's list_t list: the link of glibc's thread lists
 // (stack_used, stack_user). A uthread TCB is on none of them, but fork
@@ -264,7 +268,7 @@ void fill_tcbhead(void *tcb) {
   at<uint32_t>(tcb, kTcbFeature1) = g_feature_1;
   if (g_have_rseq) at<int32_t>(tcb, g_rseq_cpu_id_offset) = -2;  // RSEQ_CPU_ID_REGISTRATION_FAILED
   if (g_tid_offset >= 0) {
-    uint32_t n = g_next_uthread_tid.fetch_add(1, std::memory_order_relaxed) % (1u << 30);
+    uint32_t n = g_next_uthread_tid.fetch_add(1, std::memory_order_relaxed) % kNumUthreadTids;
     at<int32_t>(tcb, g_tid_offset) = kFirstUthreadTid + static_cast<int32_t>(n);
   }
   if (g_list_offset >= 0) {

@@ -20,6 +20,7 @@
 #include <parlib/event.h>
 
 #include "common/raw_log.h"
+#include "uthread/cputime.h"
 #include "uthread/setxid.h"
 #include "uthread/tls.h"
 #include "uthread/uthread_internal.h"
@@ -166,6 +167,7 @@ __attribute__((noinline)) void yield_on_vcore_stack(void *p) {
   // (where *p lives) may be running again on another vcore.
   YieldRequest req = *static_cast<YieldRequest *>(p);
   Vcore &vc = this_vcore();
+  cputime::switch_point(vc, nullptr);  // before the callback publishes req.uth
 #ifdef PARLIB_ASAN
   tls::sync_sanitizer_tls(req.uth->tls_, vc.tcb);
 #endif
@@ -357,6 +359,7 @@ void run_uthread(struct uthread *uth) {
   Vcore &vc = this_vcore();
   current_uthread = uth;
   tls_var_in<uint32_t>(uth->tls_, g_off_vcoreid) = vc.id;
+  cputime::switch_point(vc, uth);
   switch_to_uthread(vc, uth);
 }
 
@@ -434,6 +437,7 @@ void uthread_switch_to(struct uthread *next, void (*after)(struct uthread *, voi
   tls_var_in<uint32_t>(next->tls_, g_off_vcoreid) = vc.id;
   // Vcore context's view of what runs here, should a notification enter it.
   tls_var_in<struct uthread *>(vc.tcb, g_off_current_uthread) = next;
+  cputime::switch_point(vc, next);
 #ifdef PARLIB_ASAN
   tls::sync_sanitizer_tls(self->tls_, next->tls_);
   __sanitizer_start_switch_fiber(&self->asan_fake_stack_, next->stack_bottom_, next->stack_size_);

@@ -46,6 +46,14 @@ struct alignas(128) Vcore {
   void *switch_arg = nullptr;
   // Its task's /proc stat file, opened on first use (vcore_blocked_in_kernel).
   std::atomic<int> stat_fd{-1};
+  // CPU-time accounting (uthread/cputime.cpp), touched only by this vcore:
+  // the uthread charged since the last switch (nullptr: vcore context), the
+  // task's CPU time estimated at that switch, and the last reading of the
+  // task's clock with the monotonic time it was taken.
+  struct uthread *acct_uth = nullptr;
+  uint64_t acct_mark_ns = 0;
+  uint64_t acct_sync_cpu_ns = 0;
+  uint64_t acct_sync_wall_ns = 0;
 
   void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
 };

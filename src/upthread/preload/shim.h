@@ -7,12 +7,16 @@
 #include <dlfcn.h>
 #include <parlib/uthread.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <atomic>
 #include <cstdint>
 
 #define SHIM_EXPORT extern "C" __attribute__((visibility("default")))
+
+struct upthread;
 
 namespace parlib::detail::preload {
 
@@ -77,6 +81,36 @@ bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *re
 // An identity for the calling thread, unique among live uthreads and
 // kernel tasks: its thread pointer (every uthread has its own TCB).
 inline void *self_id() { return __builtin_thread_pointer(); }
+
+// Thread ids (identity.cpp). identity_init: main (thread0) is known by the
+// pid. identity_thread_created: pthread_create registers a new thread's
+// handle before the thread can run (identity_thread_forget if the creation
+// failed); identity_thread_start/exit: the calling upthread, at its start
+// and before its handle is released. upthread_tid: ut's id (-1 when the
+// shim could not find glibc's tid field). with_upthread: calls fn(ut, arg)
+// on the live upthread with id tid, which cannot exit meanwhile, and
+// returns 0; ESRCH if the id names a upthread that has exited; -1 if it
+// names a kernel task (or the shim knows no ids).
+void identity_init(pthread_t main_handle);
+void identity_thread_created(pthread_t handle);
+void identity_thread_forget(pthread_t handle);
+void identity_thread_start(pthread_t self);
+void identity_thread_exit(pthread_t self);
+pid_t upthread_tid(struct upthread *ut);
+int with_upthread(pid_t tid, void (*fn)(struct upthread *, void *), void *arg);
+// syscall(SYS_gettid / SYS_tgkill / SYS_tkill) from the program: true with
+// the result in *ret when the call concerns a upthread.
+bool identity_syscall(long number, long a1, long a2, long a3, long *ret);
+// sched_setaffinity/sched_getaffinity (get: nullptr for a set) on a
+// upthread's id: true with the call's result in *ret.
+bool affinity_by_tid(pid_t tid, size_t size, cpu_set_t *get, int *ret);
+
+// Per-thread CPU clocks (thread_clock.cpp): starts libparlib's accounting.
+void thread_clock_init(struct upthread *main_ut);
+
+// The upthread behind a pthread_t, or nullptr for a glibc thread
+// (threads.cpp).
+struct upthread *upthread_of(pthread_t t);
 
 // Lets the caller's vcore run something else (a uthread) or the kernel
 // schedule another task.

@@ -144,6 +144,7 @@ void release(ShimThread *s) {
   // thread ends (threads the child started and left running end with it,
   // docs/preload.md).
   if (g_native_only.load(std::memory_order_relaxed)) exit(0);
+  identity_thread_exit(reinterpret_cast<pthread_t>(s));
   std::atomic_ref<int>(s->done).store(1, std::memory_order_release);
   futex_wake(&s->done, INT_MAX);
   release(s);
@@ -168,6 +169,7 @@ void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf);
 void *trampoline(void *p) {
   auto *s = static_cast<ShimThread *>(p);
   tl_self = s;
+  identity_thread_start(reinterpret_cast<pthread_t>(s));
   __pthread_unwind_buf_t base;
   if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag *>(base.__cancel_jmp_buf), 0) != 0) {
     ShimThread *me = tl_self;  // not s: locals are unreliable after a longjmp
@@ -284,6 +286,8 @@ __attribute__((constructor)) static void preload_init() {
     tl_self = &g_main_thread;
     g_main_thread.ut = upthread_self();
     g_main_thread.refs.store(INT_MAX / 2);
+    identity_init(reinterpret_cast<pthread_t>(&g_main_thread));
+    thread_clock_init(g_main_thread.ut);
     // A vcore arms its preemption tick when it enters the scheduler, and
     // main's vcore entered it before the period was set: pass through it
     // once, or main (and the threads queued behind it) could run unpreempted.
@@ -326,8 +330,10 @@ SHIM_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   if (ua.detachstate == UPTHREAD_CREATE_DETACHED) s->refs.store(1);
   // Publish the handle before the thread can run (it may exit at once).
   *thread = reinterpret_cast<pthread_t>(s);
+  identity_thread_created(*thread);
   int err = upthread_create(&s->ut, &ua, trampoline, s);
   if (err != 0) {
+    identity_thread_forget(*thread);
     s->~ShimThread();
     free(mem);
   }
@@ -452,6 +458,14 @@ SHIM_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len) {
   return 0;
 }
 
+namespace parlib::detail::preload {
+struct upthread *upthread_of(pthread_t t) {
+  ShimThread *s = as_shim(t);
+  // Read racily by identity.cpp while upthread_create stores it.
+  return s != nullptr ? __atomic_load_n(&s->ut, __ATOMIC_ACQUIRE) : nullptr;
+}
+}  // namespace parlib::detail::preload
+
 SHIM_EXPORT int pthread_kill(pthread_t t, int sig) {
   ShimThread *s = as_shim(t);
   if (s == nullptr) return REAL(pthread_kill)(t, sig);
@@ -541,6 +555,7 @@ SHIM_EXPORT int pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set)
 SHIM_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set) {
   // pid 0 from a upthread would pin the vcore's task, not the thread.
   if (pid == 0 && on_uthread()) return 0;
+  if (int r; affinity_by_tid(pid, size, nullptr, &r)) return r;
   return REAL(sched_setaffinity)(pid, size, set);
 }
 SHIM_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *p) {
@@ -616,6 +631,11 @@ SHIM_EXPORT long syscall(long number, ...) {
   long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
   long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
   va_end(ap);
+  // Thread ids: the program's own (identity.cpp); the runtime's are real.
+  if ((number == SYS_gettid || number == SYS_tgkill || number == SYS_tkill) &&
+      !from_runtime(__builtin_return_address(0))) {
+    if (long r; identity_syscall(number, a1, a2, a3, &r)) return r;
+  }
   // The runtime's own futex calls are kernel futexes on purpose; some are
   // made with a parlib futex bucket lock held (timed_wait_arm inside a
   // blocking futex wait), where a parlib wake could take the same lock.
