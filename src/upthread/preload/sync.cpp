@@ -29,6 +29,7 @@
 
 #include <upthread/upthread.h>
 
+#include "mutex.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
@@ -145,27 +146,8 @@ std::atomic_ref<T> at(T &x) {
 
 // ------------------------------------------------------------ mutexes
 
-// Overlays glibc's pthread_mutex_t (x86-64, 40 bytes). __kind keeps glibc's
-// meaning, because the static initialisers and pthread_mutexattr_t
-// (handled by glibc) speak it.
-struct Mutex {
-  int lock;        // __lock: 0 free, 1 held, 2 held and maybe waited on
-  unsigned count;  // __count: extra depth of a recursive mutex
-  int unused_owner;
-  unsigned unused_nusers;
-  int kind;  // __kind: type in the low 2 bits, kPshared for glibc's own
-  short spins, elision;
-  void *owner;  // __list.__prev: the holder's self_id()
-  void *unused_next;
-};
-static_assert(sizeof(Mutex) == sizeof(pthread_mutex_t));
-static_assert(offsetof(Mutex, kind) == 16, "glibc's __kind");
-
-constexpr int kTypeMask = 3;      // PTHREAD_MUTEX_KIND_MASK_NP
-constexpr int kPshared = 128;     // PTHREAD_MUTEX_PSHARED_BIT
 constexpr int kSpinTries = 100;   // before blocking: the holder may be on another vcore
 
-Mutex *M(pthread_mutex_t *m) { return reinterpret_cast<Mutex *>(m); }
 bool pshared(const Mutex *m) { return (m->kind & kPshared) != 0; }
 int type_of(const Mutex *m) {
   int t = m->kind & kTypeMask;
@@ -203,6 +185,17 @@ void unlock_word(int *word) {
   if (at(*word).exchange(0, std::memory_order_release) == 2) futex_wake(word, 1);
 }
 
+// The caller has taken robust mutex m: EOWNERDEAD and ENOTRECOVERABLE
+// (mutex_kinds.cpp); a not recoverable one is released again at once.
+int robust_taken(Mutex *m) {
+  int err = robust_acquired(m);
+  if (err == ENOTRECOVERABLE) {
+    at(m->owner).store(nullptr, std::memory_order_relaxed);
+    unlock_word(&m->lock);
+  }
+  return err;
+}
+
 int mutex_lock(pthread_mutex_t *pm, const timespec *abstime, clockid_t clock, bool as_contended) {
   Mutex *m = M(pm);
   int type = type_of(m);
@@ -221,19 +214,21 @@ int mutex_lock(pthread_mutex_t *pm, const timespec *abstime, clockid_t clock, bo
   if (int err = lock_word(&m->lock, abstime, clock, as_contended); err != 0) return err;
 got:
   at(m->owner).store(me, std::memory_order_relaxed);
-  return 0;
+  return (m->kind & kRobust) ? robust_taken(m) : 0;
 }
 
 int mutex_unlock(pthread_mutex_t *pm) {
   Mutex *m = M(pm);
   int type = type_of(m);
-  if (type != PTHREAD_MUTEX_NORMAL) {
+  // Robust and PI mutexes check the owner whatever their type, as glibc's.
+  if (type != PTHREAD_MUTEX_NORMAL || (m->kind & (kRobust | kPrioInherit))) {
     if (at(m->owner).load(std::memory_order_relaxed) != self_id()) return EPERM;
     if (m->count > 0) {
       --m->count;
       return 0;
     }
   }
+  if (m->kind & kRobust) robust_releasing(m);
   at(m->owner).store(nullptr, std::memory_order_relaxed);
   unlock_word(&m->lock);
   return 0;
@@ -278,8 +273,11 @@ int cond_wait(pthread_cond_t *pc, pthread_mutex_t *pm, const timespec *abstime, 
   mutex_unlock(pm);
   int err = futex_wait_cancellable(&c->seq, seq, abstime, clock);
   at(c->waiters).fetch_sub(1, std::memory_order_seq_cst);
-  mutex_lock(pm, nullptr, CLOCK_REALTIME, true);
+  // A robust mutex's owner may have died meanwhile: EOWNERDEAD, as glibc.
+  int relock = mutex_lock(pm, nullptr, CLOCK_REALTIME, true);
+  if (relock == ENOTRECOVERABLE) return relock;
   m->count = depth;
+  if (relock != 0 && err != ECANCELED) err = relock;
   if (err == ECANCELED) {
     // POSIX: a cancelled waiter consumes no signal meant for others; pass
     // on the one that may have woken it. Then act, with the mutex held
@@ -506,7 +504,11 @@ SHIM_EXPORT int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t
     if (shared == PTHREAD_PROCESS_SHARED) return REAL(pthread_mutex_init)(m, attr);
   }
   std::memset(static_cast<void *>(m), 0, sizeof *m);
-  M(m)->kind = type;
+  int kind = type;
+  unsigned ceiling = 0;
+  mutex_attr_kind(attr, &kind, &ceiling);
+  M(m)->kind = kind;
+  M(m)->ceiling = ceiling;
   return 0;
 }
 SHIM_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
@@ -539,7 +541,7 @@ SHIM_EXPORT int pthread_mutex_trylock(pthread_mutex_t *pm) {
   int c = 0;
   if (!at(m->lock).compare_exchange_strong(c, 1, std::memory_order_acquire)) return EBUSY;
   at(m->owner).store(me, std::memory_order_relaxed);
-  return 0;
+  return (m->kind & kRobust) ? robust_taken(m) : 0;
 }
 SHIM_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
   if (pshared(M(m))) return REAL(pthread_mutex_unlock)(m);

@@ -28,6 +28,7 @@
 #include <parlib/vcore.h>
 #include <upthread/upthread.h>
 
+#include "mutex.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
@@ -144,6 +145,7 @@ void release(ShimThread *s) {
   // thread ends (threads the child started and left running end with it,
   // docs/preload.md).
   if (g_native_only.load(std::memory_order_relaxed)) exit(0);
+  robust_thread_exit();
   identity_thread_exit(reinterpret_cast<pthread_t>(s));
   std::atomic_ref<int>(s->done).store(1, std::memory_order_release);
   futex_wake(&s->done, INT_MAX);
