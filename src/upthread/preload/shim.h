@@ -108,6 +108,28 @@ bool affinity_by_tid(pid_t tid, size_t size, cpu_set_t *get, int *ret);
 // Per-thread CPU clocks (thread_clock.cpp): starts libparlib's accounting.
 void thread_clock_init(struct upthread *main_ut);
 
+// Scheduling policy and priority of a upthread (sched_attrs.cpp): the
+// kernel's view (k*) and glibc's copy in struct pthread (c*, valid once
+// cached), which pthread_getschedparam reads.
+struct SchedState {
+  int kpolicy, kprio;
+  int cpolicy, cprio;
+  bool cached;
+};
+// Main's, from its kernel task (also what the requests are tried on).
+void sched_init(SchedState *main_thread);
+// A new thread's: inherited from creator (nullptr: a glibc thread's, taken
+// as main's) or explicit in attr; or the kernel's error for the latter.
+int sched_for_new_thread(const pthread_attr_t *attr, const SchedState *creator, SchedState *out);
+// pthread_setschedparam, pthread_setschedprio, pthread_getschedparam.
+int sched_set(SchedState *s, int policy, const struct sched_param *p);
+int sched_set_prio(SchedState *s, int priority);
+void sched_get(SchedState *s, int *policy, struct sched_param *p);
+// pthread_getattr_np's policy and priority for a upthread.
+void attr_set_sched(pthread_attr_t *attr, SchedState *s);
+// The calling upthread's (threads.cpp).
+SchedState *self_sched();
+
 // The upthread behind a pthread_t, or nullptr for a glibc thread
 // (threads.cpp).
 struct upthread *upthread_of(pthread_t t);

@@ -114,6 +114,7 @@ struct ShimThread {
   // trampoline's buffer (while unwinds), which then finishes with retval.
   bool unwinds = false;
   void *retval = nullptr;
+  SchedState sched{};  // sched_attrs.cpp
 };
 
 ShimThread g_main_thread;
@@ -288,6 +289,7 @@ __attribute__((constructor)) static void preload_init() {
     tl_self = &g_main_thread;
     g_main_thread.ut = upthread_self();
     g_main_thread.refs.store(INT_MAX / 2);
+    sched_init(&g_main_thread.sched);
     identity_init(reinterpret_cast<pthread_t>(&g_main_thread));
     thread_clock_init(g_main_thread.ut);
     // A vcore arms its preemption tick when it enters the scheduler, and
@@ -323,10 +325,14 @@ SHIM_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     ua.detachstate =
         detach == PTHREAD_CREATE_DETACHED ? UPTHREAD_CREATE_DETACHED : UPTHREAD_CREATE_JOINABLE;
   }
+  SchedState sched;
+  int sched_err = sched_for_new_thread(a, tl_self != nullptr ? &tl_self->sched : nullptr, &sched);
   if (a == &defaults) pthread_attr_destroy(&defaults);
+  if (sched_err != 0) return sched_err;
   void *mem = malloc(sizeof(ShimThread));
   if (mem == nullptr) return EAGAIN;
   auto *s = new (mem) ShimThread;
+  s->sched = sched;
   s->start = start;
   s->arg = arg;
   if (ua.detachstate == UPTHREAD_CREATE_DETACHED) s->refs.store(1);
@@ -429,10 +435,12 @@ SHIM_EXPORT int pthread_detach(pthread_t t) {
 SHIM_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr) {
   ShimThread *s = as_shim(t);
   // thread0 runs on main's own stack and TCB: glibc describes it.
-  if (s == nullptr || s == &g_main_thread)
-    return REAL(pthread_getattr_np)(s == nullptr ? t : REAL(pthread_self)(), attr);
-  int err = pthread_attr_init(attr);
+  if (s == nullptr) return REAL(pthread_getattr_np)(t, attr);
+  int err = s == &g_main_thread ? REAL(pthread_getattr_np)(REAL(pthread_self)(), attr)
+                                : pthread_attr_init(attr);
   if (err != 0) return err;
+  attr_set_sched(attr, &s->sched);
+  if (s == &g_main_thread) return 0;
   struct upthread *u = s->ut;
   pthread_attr_setstack(attr, u->stack, u->stack_size);
   pthread_attr_setguardsize(attr, u->guard_size);
@@ -561,19 +569,24 @@ SHIM_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set) 
   return REAL(sched_setaffinity)(pid, size, set);
 }
 SHIM_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *p) {
-  if (as_shim(t) == nullptr) return REAL(pthread_setschedparam)(t, policy, p);
-  return 0;
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_setschedparam)(t, policy, p);
+  return sched_set(&s->sched, policy, p);
 }
 SHIM_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *p) {
-  if (as_shim(t) == nullptr) return REAL(pthread_getschedparam)(t, policy, p);
-  *policy = SCHED_OTHER;
-  p->sched_priority = 0;
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_getschedparam)(t, policy, p);
+  sched_get(&s->sched, policy, p);
   return 0;
 }
 SHIM_EXPORT int pthread_setschedprio(pthread_t t, int prio) {
-  if (as_shim(t) == nullptr) return REAL(pthread_setschedprio)(t, prio);
-  return 0;
+  ShimThread *s = as_shim(t);
+  if (s == nullptr) return REAL(pthread_setschedprio)(t, prio);
+  return sched_set_prio(&s->sched, prio);
 }
+namespace parlib::detail::preload {
+SchedState *self_sched() { return tl_self != nullptr ? &tl_self->sched : nullptr; }
+}  // namespace parlib::detail::preload
 
 SHIM_EXPORT int sched_yield(void) {
   // The runtime yields the CPU to a descheduled kernel task on purpose.
