@@ -482,27 +482,34 @@ static void fork_child_io(void) {
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
+    close(to_child[1]);
+    close(from_child[0]);
     char buf[8];
     struct pollfd p = {to_child[0], POLLIN, 0};
-    int ok = poll(&p, 1, 10) == 0; /* nothing written yet */
-    ok = ok && read(to_child[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0;
-    ok = ok && write(from_child[1], "world", 5) == 5;
+    /* Nothing is written before the child says it has looked. */
+    int ok = poll(&p, 1, 10) == 0;
+    ok = write(from_child[1], "r", 1) == 1 && ok;
+    ok = read(to_child[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0 && ok;
+    ok = write(from_child[1], "world", 5) == 5 && ok;
     struct timespec ts = {0, 1000000};
-    ok = ok && nanosleep(&ts, NULL) == 0;
+    ok = nanosleep(&ts, NULL) == 0 && ok;
     _exit(ok ? 0 : 1);
   }
-  usleep(30000); /* the child now waits in read() */
-  write_exact(to_child[1], "hello", 5);
+  /* The parent keeps only its own ends: should the child fail early, the
+   * reads below see end-of-file instead of waiting for ever. */
+  close(to_child[0]);
+  close(from_child[1]);
   char buf[5];
+  read_exact(from_child[0], buf, 1); /* the child has polled */
+  CHECK(buf[0] == 'r');
+  write_exact(to_child[1], "hello", 5);
   read_exact(from_child[0], buf, 5);
   CHECK(memcmp(buf, "world", 5) == 0);
   int status;
   CHECK(waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  close(to_child[0]);
   close(to_child[1]);
   close(from_child[0]);
-  close(from_child[1]);
   printf("fork child: poll, read, write, nanosleep\n");
 }
 
