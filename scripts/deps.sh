@@ -18,7 +18,7 @@ build=(cmake make g++ pkg-config liburing-dev libgtest-dev libbenchmark-dev)
 # the LD_PRELOAD shim's tests run against their native runs
 # (test/preload/realprogs.sh). Each test skips, visibly, where its program
 # is missing.
-test=(gdb pigz sysbench xz-utils zstd pbzip2 plzip git curl python3 memcached)
+test=(gdb pigz sysbench xz-utils zstd pbzip2 lbzip2 plzip git curl python3 memcached)
 case ${group} in
   build) packages=("${build[@]}") ;;
   test) packages=("${build[@]}" "${test[@]}") ;;

@@ -22,6 +22,7 @@
 #include "common/raw_log.h"
 #include "event/event_internal.h"
 #include "event/event_queue.h"
+#include "event/foreign_call.h"
 #include "uthread/uthread_internal.h"
 #include "vcore/vcore_internal.h"
 
@@ -48,6 +49,10 @@ struct alignas(64) VcoreEvents {
   timer_t retry_timer{};
   std::atomic<bool> timer_claimed{false};  // create_retry_timer ran (or runs)
   bool have_retry_timer = false;
+  // Set by arm_retry, cleared when the timer's signal arrives or a foreign
+  // call disarms it; the vcore's own task only (its handler and its
+  // uthreads), hence relaxed.
+  std::atomic<bool> retry_armed{false};
   long retry_ns = kRetryFirstNs;  // touched only by the vcore's own task
   std::atomic<uint64_t> handled{0};
   std::atomic<uint64_t> notifications{0};
@@ -60,7 +65,6 @@ bool on_a_vcore();
 int g_nr_vcores = 0;
 std::once_flag g_init_once;
 struct sigaction g_previous_action;  // what SIGUSR1 did before us
-const int g_signal_cookie = 0;       // si_value of our retry timers
 
 // Code where a notification must not stop a uthread: it may hold locks of
 // the C library, the dynamic linker, the C++ runtime or parlib.
@@ -108,13 +112,9 @@ void arm_retry(VcoreEvents &ev) {
   itimerspec when{};
   when.it_value.tv_nsec = ev.retry_ns;
   ev.retry_ns = ev.retry_ns * 2 > kRetryMaxNs ? kRetryMaxNs : ev.retry_ns * 2;
+  ev.retry_armed.store(true, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   timer_settime(ev.retry_timer, 0, &when, nullptr);
-}
-
-bool is_our_signal(const siginfo_t *info) {
-  if (info->si_code == SI_TKILL) return info->si_pid == getpid();
-  if (info->si_code == SI_TIMER) return info->si_value.sival_ptr == &g_signal_cookie;
-  return false;
 }
 
 void forward_to_previous(int sig, siginfo_t *info, void *uctx) {
@@ -134,11 +134,15 @@ void forward_to_previous(int sig, siginfo_t *info, void *uctx) {
 // everything else exactly.
 void on_notify(int sig, siginfo_t *info, void *uctx) {
   int saved_errno = errno;
-  if (!is_our_signal(info)) {
+  int target = runtime_signal_vcore(info);
+  if (target < 0) {
     forward_to_previous(sig, info, uctx);
     errno = saved_errno;
     return;
   }
+  runtime_signal_arrived(static_cast<uint32_t>(target), info);
+  if (info->si_code == SI_TIMER)  // one-shot: it has expired
+    g_events[target].retry_armed.store(false, std::memory_order_relaxed);
   struct uthread *uth = current_uthread;
   // Vcore context handles notif_pending before it leaves; a task that is no
   // vcore (thread0's parked main task blocks the signal) has nothing to do.
@@ -203,17 +207,18 @@ void notify(uint32_t id) {
   // events before it leaves, and a uthread (which holds notifications off
   // inside send_event) gets them when its depth returns to zero.
   if (on_a_vcore() && tls_vcoreid == id) return;
-  pid_t tid = vc.tid.load(std::memory_order_acquire);
-  syscall(SYS_tgkill, getpid(), tid, kNotifySignal);
+  // Not sent to a task inside a foreign call: the call's end delivers it.
+  signal_vcore_task(id);
 }
 
-void create_retry_timer(VcoreEvents &ev, pid_t tid) {
+void create_retry_timer(uint32_t id) {
+  VcoreEvents &ev = g_events[id];
   if (ev.timer_claimed.exchange(true, std::memory_order_acq_rel)) return;  // made already
   sigevent sev{};
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = kNotifySignal;
-  sev.sigev_value.sival_ptr = const_cast<int *>(&g_signal_cookie);
-  sev._sigev_un._tid = tid;
+  sev.sigev_value.sival_ptr = runtime_signal_cookie(id);
+  sev._sigev_un._tid = vcore_of(id).tid.load();
   ev.have_retry_timer = timer_create(CLOCK_MONOTONIC, &sev, &ev.retry_timer) == 0;
 }
 
@@ -224,12 +229,13 @@ void init_events() {
   if (mem == nullptr) raw_fatal("event_lib_init: out of memory");
   auto *events = static_cast<VcoreEvents *>(mem);
   for (int i = 0; i < g_nr_vcores; ++i) new (&events[i]) VcoreEvents;
+  foreign_gates_init(g_nr_vcores);
   g_events = events;
   // Spare vcores' tasks come later: each makes its timer as it starts.
-  add_vcore_task_hook([](uint32_t id) { create_retry_timer(g_events[id], vcore_of(id).tid.load()); });
+  add_vcore_task_hook(create_retry_timer);
   for (int i = 0; i < g_nr_vcores; ++i) {
     pid_t tid = vcore_of(static_cast<uint32_t>(i)).tid.load(std::memory_order_seq_cst);
-    if (tid != 0) create_retry_timer(events[i], tid);
+    if (tid != 0) create_retry_timer(static_cast<uint32_t>(i));
   }
   dl_iterate_phdr(collect_unsafe_ranges, reinterpret_cast<void *>(&on_notify));
   install_default_event_handlers();
@@ -282,6 +288,15 @@ int send_event(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid) {
 }
 
 }  // extern "C"
+
+bool parlib::detail::disarm_retry_timer(uint32_t id) {
+  VcoreEvents &ev = g_events[id];
+  if (!ev.retry_armed.load(std::memory_order_relaxed)) return false;
+  itimerspec off{};
+  timer_settime(ev.retry_timer, 0, &off, nullptr);
+  ev.retry_armed.store(false, std::memory_order_relaxed);
+  return true;
+}
 
 int parlib::detail::send_event_to_any(struct event_msg *msg, unsigned int ev_type,
                                       uint32_t vcoreid) {
@@ -340,7 +355,7 @@ void enable_notifs(uint32_t vcoreid) {
   if (on_a_vcore() && tls_vcoreid == vcoreid) {
     if (!tls_in_vcore_context) deliver_deferred_notification();
   } else {
-    syscall(SYS_tgkill, getpid(), vc.tid.load(std::memory_order_acquire), kNotifySignal);
+    signal_vcore_task(vcoreid);
   }
 }
 

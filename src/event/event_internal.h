@@ -12,6 +12,10 @@ namespace parlib::detail {
 // only the ids of max_vcores(), as its contract says).
 int send_event_to_any(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid);
 
+// On vcore id's own task: stops its notification retry timer. Returns
+// true if it was armed (its signal may be pending on the task now).
+bool disarm_retry_timer(uint32_t id);
+
 // The syscall layer's completion reaper, run by handle_events().
 extern void (*g_reap_syscalls_hook)();
 

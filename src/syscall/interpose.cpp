@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "common/raw_log.h"
+#include "event/foreign_call.h"
 #include "syscall/interpose.h"
 #include "syscall/syscall_internal.h"
 
@@ -87,7 +88,17 @@ PARLIB_REAL_SLOT(fsync, int (*)(int))
 PARLIB_REAL_SLOT(fdatasync, int (*)(int))
 #undef PARLIB_REAL_SLOT
 
-#define REAL(name) real(g_real_##name, #name)
+// A uthread's call of glibc's function is a foreign call: its task must
+// not get the runtime's signals meanwhile (event/foreign_call.h).
+template <typename R, typename... A>
+auto foreign(R (*f)(A...)) {
+  return [f](A... a) -> R {
+    ForeignCall guard;
+    return f(a...);
+  };
+}
+
+#define REAL(name) foreign(real(g_real_##name, #name))
 
 // -errno convention of the backends back to the C library's.
 long set_errno(long r) {

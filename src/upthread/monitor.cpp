@@ -30,6 +30,7 @@ std::once_flag g_start_once;
 struct Sample {
   uint64_t switches = 0;
   bool blocked = false;
+  bool stuck = false;
 };
 
 void sleep_us(uint64_t us) {
@@ -48,10 +49,30 @@ int count_stuck(Sample *seen) {
     uint64_t switches = vcore_switches(id);
     // procfs only for a vcore that has not moved: the common case is cheap.
     bool blocked = switches == seen[v].switches && vcore_blocked_in_kernel(id);
-    if (blocked && seen[v].blocked) ++stuck;
-    seen[v] = {switches, blocked};
+    bool now_stuck = blocked && seen[v].blocked;
+    stuck += now_stuck;
+    seen[v] = {switches, blocked, now_stuck};
   }
   return stuck;
+}
+
+// Threads queued on a stuck vcore (woken ones go back where they last ran)
+// wait behind a wait in the kernel of unknown length, and vcores with work
+// of their own do not steal: they go to vcores that are not blocked, in
+// turn. (Go hands a P's run queue over when its M blocks in a system call.)
+void rescue_queued(const Sample *seen) {
+  int slots = vcore_slots();
+  static int next = 0;
+  for (int v = 0; v < slots; ++v) {
+    if (!seen[v].stuck) continue;
+    for (int i = 0; i < slots; ++i) {
+      int t = (next + i) % slots;
+      if (t == v || seen[t].blocked || !vcore_is_online(static_cast<uint32_t>(t))) continue;
+      move_queued(static_cast<uint32_t>(v), static_cast<uint32_t>(t));
+      next = t + 1;
+      break;
+    }
+  }
 }
 
 // Ticks in a row with more spares online than vcores stuck before one
@@ -59,26 +80,31 @@ int count_stuck(Sample *seen) {
 // by every thread in turn) keep their spares from one burst to the next.
 constexpr int kRetireAfterTicks = 16;
 
-// Makes the number of online spares match the number of stuck vcores
-// (spares included: a stuck spare needs standing in for too), but asks for
-// spares only while threads are queued. Returns the spares online.
+// Makes the number of online spares that are not blocked themselves match
+// the number of stuck vcores (spares included: a stuck spare needs
+// standing in for too), but asks for spares only while threads are
+// queued. Returns the spares online.
 int balance_spares(const Sample *seen, int stuck) {
   static int surplus_ticks = 0;
   int first = max_vcores(), slots = vcore_slots();  // spares past slots never ran
-  int online = 0;
-  for (int v = first; v < slots; ++v) online += vcore_is_online(static_cast<uint32_t>(v));
-  surplus_ticks = online > stuck ? surplus_ticks + 1 : 0;
-  if (stuck > online && threads_queued()) {
+  int online = 0, helping = 0;
+  for (int v = first; v < slots; ++v) {
+    if (!vcore_is_online(static_cast<uint32_t>(v))) continue;
+    ++online;
+    helping += !seen[v].blocked;
+  }
+  surplus_ticks = helping > stuck ? surplus_ticks + 1 : 0;
+  if (stuck > helping && threads_queued()) {
     // An offline spare may still carry a retire request it went offline
     // before acting on: it would leave again at once.
     for (int v = first; v < slots; ++v)
       if (!vcore_is_online(static_cast<uint32_t>(v))) retire_spare(static_cast<uint32_t>(v), false);
-    for (int i = online; i < stuck; ++i)
+    for (int i = helping; i < stuck; ++i)
       if (vcore_request_spare() < 0) break;  // all spares out
   } else if (surplus_ticks >= kRetireAfterTicks) {
     surplus_ticks = 0;
     // Retire the idle-most: spares not stuck themselves, highest ids first.
-    int excess = online - stuck;
+    int excess = helping - stuck;
     for (int v = slots - 1; v >= first && excess > 0; --v) {
       if (!vcore_is_online(static_cast<uint32_t>(v)) || seen[v].blocked) continue;
       retire_spare(static_cast<uint32_t>(v));
@@ -112,6 +138,7 @@ void *monitor_main(void *) {
     sleep_us(busy ? (us / 8 > 50 ? us / 8 : 50) : us);
     int stuck = count_stuck(seen.get());
     busy = balance_spares(seen.get(), stuck) > 0 || stuck > 0;
+    if (stuck > 0) rescue_queued(seen.get());
   }
 }
 

@@ -432,6 +432,15 @@ bool threads_queued() {
     if (g_vcores[i].length.load(std::memory_order_relaxed) != 0) return true;
   return false;
 }
+void move_queued(uint32_t from, uint32_t to) {
+  VcoreSched &src = g_vcores[from], &dst = g_vcores[to];
+  bool moved = false;
+  while (struct upthread *t = pop(src)) {
+    push(dst, t);  // the monitor is no uthread: no notifications to hold off
+    moved = true;
+  }
+  if (moved) maybe_request_vcore(to);
+}
 void retire_spare(uint32_t id, bool retire) {
   g_vcores[id].retire.store(retire, std::memory_order_release);
 }

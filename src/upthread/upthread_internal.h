@@ -161,6 +161,9 @@ bool threads_queued();
 // Asks spare vcore id to leave at its next scheduling decision (or, with
 // retire false, withdraws the request).
 void retire_spare(uint32_t id, bool retire = true);
+// Moves the threads queued on vcore from (stuck in the kernel) to vcore
+// to's queue. Any thread.
+void move_queued(uint32_t from, uint32_t to);
 
 // Stacks: cached per-thread mappings with a guard, or slots of a pooled
 // region (guard size 0).

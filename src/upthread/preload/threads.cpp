@@ -28,6 +28,7 @@
 #include <parlib/vcore.h>
 #include <upthread/upthread.h>
 
+#include "event/foreign_call.h"
 #include "mutex.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
@@ -693,17 +694,26 @@ SHIM_EXPORT long syscall(long number, ...) {
       return 0;
     }
   }
+  // Any other call of the program's may wait in the kernel (libgomp's
+  // futex waits with a timeout, other libraries' raw calls): a foreign call.
+  if (on_uthread() && !from_runtime(__builtin_return_address(0))) {
+    int token = __parlib_foreign_call_begin();
+    long r = REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
+    __parlib_foreign_call_end(token);
+    return r;
+  }
   return REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
 }
 
 // ============================================================= SIGUSR1
 
-// The runtime notifies vcores with SIGUSR1 (tgkill from this process, or
-// its retry timers). A program that installs its own SIGUSR1 handler must
-// not take that away, and must still get the SIGUSR1s sent to it. The shim
-// puts a dispatcher in front of the runtime's handler: the runtime's
-// signals (the same test as event.cpp's is_our_signal) go to it, others to
-// the program's action, which sigaction() and signal() keep in a shadow.
+// The runtime notifies vcores with SIGUSR1 (queued with a cookie naming
+// the vcore, from this process or its retry timers). A program that
+// installs its own SIGUSR1 handler must not take that away, and must still
+// get the SIGUSR1s sent to it. The shim puts a dispatcher in front of the
+// runtime's handler: the runtime's signals (event/foreign_call.h's test)
+// go to it, others to the program's action, which sigaction() and signal()
+// keep in a shadow.
 namespace parlib::detail::preload {
 namespace {
 struct sigaction g_runtime_usr1;
@@ -717,13 +727,8 @@ struct sigaction g_program_usr1;
 decltype(&sigaction) g_real_sigaction = nullptr;
 decltype(&pthread_sigmask) g_real_sigmask = nullptr;
 
-bool runtime_signal(const siginfo_t *info) {
-  if (info->si_code == SI_TKILL) return info->si_pid == getpid();
-  return info->si_code == SI_TIMER;
-}
-
 void usr1_dispatch(int sig, siginfo_t *info, void *uctx) {
-  if (runtime_signal(info)) {
+  if (__parlib_is_runtime_signal(info)) {
     g_runtime_usr1.sa_sigaction(sig, info, uctx);
     return;
   }

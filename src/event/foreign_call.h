@@ -1,0 +1,71 @@
+// The foreign-call gate: the runtime never signals a vcore whose task is
+// inside a system call that the runtime did not issue (docs/design.md,
+// "Foreign calls"). Whenever any handler runs on a task, the kernel ends
+// the interruptible waits (the sigwait family, pause, sigsuspend, the
+// p-selects, SysV IPC, the sleeps, timed futex waits, sockets with
+// timeouts) with EINTR whatever SA_RESTART says; a notification sent to a
+// uthread blocked in one of the program's calls would be visible.
+#ifndef PARLIB_EVENT_FOREIGN_CALL_H
+#define PARLIB_EVENT_FOREIGN_CALL_H
+
+#include <signal.h>
+
+#include <cstdint>
+
+namespace parlib::detail {
+
+// Event layer start-up: gates for n vcores (spares included).
+void foreign_gates_init(int n);
+
+// Sends the runtime's notification signal to vcore id's task, unless that
+// task is inside a foreign call: then nothing is sent, and the call's end
+// delivers the notification (the caller has set the vcore's notif_pending
+// before). Returns true if a signal was sent. Any context.
+bool signal_vcore_task(uint32_t id);
+
+// The vcore that a signal of the runtime was meant for, or -1 for any
+// other signal (the program's SIGUSR1s: its kill, tgkill, sigqueue and
+// timers). Async-signal-safe.
+int runtime_signal_vcore(const siginfo_t *info);
+
+// The si_value of the signals for vcore id (queued ones and its retry
+// timer's).
+void *runtime_signal_cookie(uint32_t id);
+
+// The handler's first step for a signal that runtime_signal_vcore
+// attributed to vcore id: counts it as arrived.
+void runtime_signal_arrived(uint32_t id, const siginfo_t *info);
+
+// Around a system call made for the program by a uthread. begin() holds
+// the uthread's notifications off (it stays on its vcore), marks the
+// vcore's task as inside a foreign call and makes sure no signal of the
+// runtime is on its way to the task; end() clears the mark and delivers
+// a notification that came meanwhile. Outside uthread context both do
+// nothing. begin() returns the token that end() takes.
+int foreign_call_begin();
+void foreign_call_end(int token);
+
+// The RAII form, nestable.
+class ForeignCall {
+ public:
+  ForeignCall() : token_(foreign_call_begin()) {}
+  ~ForeignCall() { foreign_call_end(token_); }
+  ForeignCall(const ForeignCall &) = delete;
+  ForeignCall &operator=(const ForeignCall &) = delete;
+
+ private:
+  int token_;
+};
+
+}  // namespace parlib::detail
+
+// The same for libupthread-preload.so, under private names (version
+// PARLIB_PRIVATE in src/parlib.map). Not an API.
+extern "C" {
+int __parlib_foreign_call_begin(void);
+void __parlib_foreign_call_end(int token);
+// Nonzero if info is one of the runtime's own signals.
+int __parlib_is_runtime_signal(const siginfo_t *info);
+}
+
+#endif  // PARLIB_EVENT_FOREIGN_CALL_H
