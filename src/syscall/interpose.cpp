@@ -133,10 +133,21 @@ void raise_sigpipe_if(long r, int flags) {
 
 // Runs fn() (the real blocking call, returning -errno) on a helper thread
 // while the calling uthread waits (see offload for wait_fd and events).
+// st: the socket timeout that bounds the helper's readiness wait.
 template <typename Fn>
-long offload_call(long num, Fn fn, int wait_fd = -1, short events = 0) {
+long offload_call(long num, Fn fn, int wait_fd = -1, short events = 0,
+                  SockTimeout *st = nullptr) {
+  uint64_t deadline = 0;
+  long expired = 0;
+  if (st != nullptr && wait_fd >= 0) {
+    deadline = sock_deadline(st, wait_fd);
+    expired = st->expired;
+    // recv on a pipe fails at once with ENOTSOCK: no readiness wait first.
+    if (st->not_socket && st->socket_call) wait_fd = -1;
+  }
   return offload(
-      num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn, wait_fd, events);
+      num, [](void *arg) -> long { return (*static_cast<Fn *>(arg))(); }, &fn, wait_fd, events,
+      deadline, expired);
 }
 
 // The start of a call that may wait: an interrupt request that came before
@@ -153,11 +164,14 @@ void take_early_interrupt() {
 // honoured lazily (ring_wait looks only when it would wait; a helper
 // thread's real call honours it by itself). events (POLLIN, POLLOUT): what
 // a helper waits for, interruptibly, before the call.
+// st: the socket timeout (SO_RCVTIMEO, SO_SNDTIMEO) that bounds the
+// wait, kept across restarts.
 // Interrupted (parlib_syscall_interrupt) before it completed, the
 // operation is restarted unless the 2LS says EINTR (a handler without
 // SA_RESTART ran).
 template <typename Prep, typename Fallback>
-long async_op(long num, Prep prep, Fallback fallback, int fd = -1, short events = 0) {
+long async_op(long num, Prep prep, Fallback fallback, int fd = -1, short events = 0,
+              SockTimeout *st = nullptr) {
   take_early_interrupt();
   for (;;) {
     long r;
@@ -168,11 +182,11 @@ long async_op(long num, Prep prep, Fallback fallback, int fd = -1, short events 
         struct syscall sc;
         sysc_prepare(&sc, num);
         prep(ring_sqe(ring, &sc));
-        r = ring_wait(ring, &sc, fd);
+        r = ring_wait(ring, &sc, fd, st);
       }
       if (ring == nullptr) r = INT64_MIN;
     }
-    if (r == INT64_MIN) r = offload_call(num, fallback, events != 0 ? fd : -1, events);
+    if (r == INT64_MIN) r = offload_call(num, fallback, events != 0 ? fd : -1, events, st);
     if (r != -EINTR || take_interrupt() == PARLIB_SYSC_INTR_EINTR) return r;
   }
 }
@@ -223,17 +237,24 @@ long write_now(int fd, const struct iovec *iov, int cnt) {
 // it is written; io_uring completes those with what the first attempt
 // wrote. step(done) writes from offset done and returns >= 0 or -errno;
 // this goes on until n bytes are written, as the blocking call does (a
-// failure after some progress reports the progress).
+// failure after some progress reports the progress), or until the socket's
+// timeout st has passed (the blocking call returns its progress then).
 template <typename Step>
-long write_all(int fd, size_t n, Step step) {
+long write_all(int fd, size_t n, const SockTimeout *st, Step step) {
   size_t done = 0;
   for (;;) {
     long r = step(done);
     if (r < 0) return done > 0 ? static_cast<long>(done) : r;
     done += static_cast<size_t>(r);
-    if (done >= n || r == 0 || is_nonblocking(fd)) return static_cast<long>(done);
+    if (done >= n || r == 0 || sock_deadline_passed(st) || is_nonblocking(fd))
+      return static_cast<long>(done);
   }
 }
+
+// The timeouts of the calls that receive (and accept) and that send.
+// socket_call: the call fails on other descriptors (recv, not read).
+SockTimeout rcv_timeout(bool socket_call) { return SockTimeout{SO_RCVTIMEO, -EAGAIN, socket_call}; }
+SockTimeout snd_timeout(bool socket_call) { return SockTimeout{SO_SNDTIMEO, -EAGAIN, socket_call}; }
 
 // Copies iov[0..cnt) into out, less its first skip bytes; returns the
 // number of entries.
@@ -397,18 +418,20 @@ extern "C" {
 
 PARLIB_API ssize_t read(int fd, void *buf, size_t n) {
   if (!can_block_async()) return REAL(read)(fd, buf, n);
+  SockTimeout st = rcv_timeout(false);
   return set_errno(async_op(
       SYS_read,
       [&](io_uring_sqe *s) {
         io_uring_prep_read(s, fd, buf, clamp_len(n), static_cast<uint64_t>(-1));
       },
-      [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd, POLLIN));
+      [&] { return neg_errno(REAL(read)(fd, buf, n)); }, fd, POLLIN, &st));
 }
 
 PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
   if (!can_block_async()) return REAL(write)(fd, buf, n);
   const char *p = static_cast<const char *>(buf);
-  return set_errno(write_all(fd, n, [&](size_t done) {
+  SockTimeout st = snd_timeout(false);
+  return set_errno(write_all(fd, n, &st, [&](size_t done) {
     take_early_interrupt();
     struct iovec rest = {const_cast<char *>(p + done), n - done};
     long now = write_now(fd, &rest, 1);
@@ -418,7 +441,7 @@ PARLIB_API ssize_t write(int fd, const void *buf, size_t n) {
         [&](io_uring_sqe *s) {
           io_uring_prep_write(s, fd, p + done, clamp_len(n - done), static_cast<uint64_t>(-1));
         },
-        [&] { return neg_errno(REAL(write)(fd, p + done, n - done)); }, fd, POLLOUT);
+        [&] { return neg_errno(REAL(write)(fd, p + done, n - done)); }, fd, POLLOUT, &st);
   }));
 }
 
@@ -446,19 +469,21 @@ PARLIB_API ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
 
 PARLIB_API ssize_t readv(int fd, const struct iovec *iov, int cnt) {
   if (!can_block_async() || cnt < 0 || cnt > IOV_MAX) return REAL(readv)(fd, iov, cnt);
+  SockTimeout st = rcv_timeout(false);
   return set_errno(async_op(
       SYS_readv,
       [&](io_uring_sqe *s) {
         io_uring_prep_readv(s, fd, iov, static_cast<unsigned>(cnt), static_cast<uint64_t>(-1));
       },
-      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }, fd, POLLIN));
+      [&] { return neg_errno(REAL(readv)(fd, iov, cnt)); }, fd, POLLIN, &st));
 }
 
 PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   if (!can_block_async() || cnt < 0 || cnt > IOV_MAX) return REAL(writev)(fd, iov, cnt);
   size_t total = iov_total(iov, cnt);
   IovBuf buf;
-  return set_errno(write_all(fd, total, [&](size_t done) -> long {
+  SockTimeout st = snd_timeout(false);
+  return set_errno(write_all(fd, total, &st, [&](size_t done) -> long {
     const struct iovec *v = iov;
     int k = cnt;
     if (done > 0) {
@@ -475,23 +500,25 @@ PARLIB_API ssize_t writev(int fd, const struct iovec *iov, int cnt) {
         [&](io_uring_sqe *s) {
           io_uring_prep_writev(s, fd, v, static_cast<unsigned>(k), static_cast<uint64_t>(-1));
         },
-        [&] { return neg_errno(REAL(writev)(fd, v, k)); }, fd, POLLOUT);
+        [&] { return neg_errno(REAL(writev)(fd, v, k)); }, fd, POLLOUT, &st);
   }));
 }
 
 PARLIB_API ssize_t recv(int fd, void *buf, size_t n, int flags) {
   if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buf, n, flags);
+  SockTimeout st = rcv_timeout(true);
   return set_errno(async_op(
       SYS_recvfrom, [&](io_uring_sqe *s) { io_uring_prep_recv(s, fd, buf, n, flags); },
-      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }, fd, POLLIN));
+      [&] { return neg_errno(REAL(recv)(fd, buf, n, flags)); }, fd, POLLIN, &st));
 }
 
 PARLIB_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, msg, flags);
+  SockTimeout st = rcv_timeout(true);
   return set_errno(async_op(
       SYS_recvmsg,
       [&](io_uring_sqe *s) { io_uring_prep_recvmsg(s, fd, msg, static_cast<unsigned>(flags)); },
-      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }, fd, POLLIN));
+      [&] { return neg_errno(REAL(recvmsg)(fd, msg, flags)); }, fd, POLLIN, &st));
 }
 
 PARLIB_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
@@ -520,7 +547,8 @@ PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   int cnt = static_cast<int>(msg->msg_iovlen);
   size_t total = iov_total(msg->msg_iov, cnt);
   IovBuf buf;
-  long r = write_all(fd, total, [&](size_t done) -> long {
+  SockTimeout st = snd_timeout(true);
+  long r = write_all(fd, total, &st, [&](size_t done) -> long {
     struct msghdr m = *msg;
     if (done > 0) {  // the rest of the data; ancillary data went with the first part
       struct iovec *rest = buf.get(cnt);
@@ -535,7 +563,8 @@ PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         [&](io_uring_sqe *s) {
           io_uring_prep_sendmsg(s, fd, &m, static_cast<unsigned>(flags | MSG_NOSIGNAL));
         },
-        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd, POLLOUT);
+        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd, POLLOUT,
+        &st);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
@@ -544,14 +573,15 @@ PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
 PARLIB_API ssize_t send(int fd, const void *buf, size_t n, int flags) {
   if (!can_block_async() || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buf, n, flags);
   const char *p = static_cast<const char *>(buf);
-  long r = write_all(fd, n, [&](size_t done) {
+  SockTimeout st = snd_timeout(true);
+  long r = write_all(fd, n, &st, [&](size_t done) {
     return async_op(
         SYS_sendto,
         [&](io_uring_sqe *s) {
           io_uring_prep_send(s, fd, p + done, n - done, flags | MSG_NOSIGNAL);
         },
         [&] { return neg_errno(REAL(send)(fd, p + done, n - done, flags | MSG_NOSIGNAL)); }, fd,
-        POLLOUT);
+        POLLOUT, &st);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
@@ -574,16 +604,18 @@ PARLIB_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const st
 
 PARLIB_API int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags) {
   if (!can_block_async() || must_call_real(fd)) return REAL(accept4)(fd, addr, addrlen, flags);
+  SockTimeout st = rcv_timeout(true);
   return static_cast<int>(set_errno(async_op(
       SYS_accept4, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, flags); },
-      [&] { return neg_errno(REAL(accept4)(fd, addr, addrlen, flags)); }, fd, POLLIN)));
+      [&] { return neg_errno(REAL(accept4)(fd, addr, addrlen, flags)); }, fd, POLLIN, &st)));
 }
 
 PARLIB_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
   if (!can_block_async() || must_call_real(fd)) return REAL(accept)(fd, addr, addrlen);
+  SockTimeout st = rcv_timeout(true);
   return static_cast<int>(set_errno(async_op(
       SYS_accept, [&](io_uring_sqe *s) { io_uring_prep_accept(s, fd, addr, addrlen, 0); },
-      [&] { return neg_errno(REAL(accept)(fd, addr, addrlen)); }, fd, POLLIN)));
+      [&] { return neg_errno(REAL(accept)(fd, addr, addrlen)); }, fd, POLLIN, &st)));
 }
 
 PARLIB_API int connect(int fd, const struct sockaddr *addr, socklen_t len) {

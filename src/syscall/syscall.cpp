@@ -38,6 +38,12 @@ constexpr unsigned kCqEntries = 4096;
 // CQE user_data that is not a descriptor (descriptors are 8-byte aligned).
 constexpr uint64_t kIgnoreUserData = 0;  // cancellations
 constexpr uint64_t kWakeUserData = 1;    // the idle waiter's eventfd read
+// Added to a descriptor: the CQE of the timeout that bounds its operation
+// (a socket's SO_RCVTIMEO/SO_SNDTIMEO), which is never its result.
+constexpr uint64_t kDeadlineTag = 2;
+// sc->cancel_on_first_ values.
+constexpr uint32_t kCancelRest = 1;      // the first completion cancels sc's other SQEs
+constexpr uint32_t kCancelDeadline = 2;  // the operation's completion cancels its deadline
 
 enum RingStatus : int {
   kRingNone = 0,     // not created yet (only the vcore's own task creates it)
@@ -89,9 +95,12 @@ struct Job {
   long (*fn)(void *);
   void *arg;
   Job *next;
-  // Readiness to wait for, interruptibly, before fn (wait_fd < 0: none).
+  // Readiness to wait for, interruptibly, before fn (wait_fd < 0: none),
+  // until deadline_ns (0: none; then the result is expired).
   int wait_fd;
   short wait_events;
+  uint64_t deadline_ns;
+  long expired;
   // Under the pool lock:
   JobState state;
   pid_t tid;         // the helper, while kJobRunning
@@ -240,16 +249,21 @@ void unlink_blocked(VcoreRing &r, struct syscall *sc) {
   if (sc->bnext_ != nullptr) sc->bnext_->bprev_ = sc->bprev_;
 }
 
-// Cancels what sc still has in flight on r, once (submitted by the next
-// harvest or submit). Owner task only.
-void cancel_sc(VcoreRing &r, struct syscall *sc) {
+// Cancels every SQE with that user_data still in flight on r (submitted
+// by the next harvest or submit). Owner task only.
+void cancel_user_data(VcoreRing &r, uint64_t user_data) {
   io_uring_sqe *sqe = io_uring_get_sqe(&r.ring);
   while (sqe == nullptr) {
     io_uring_submit(&r.ring);
     sqe = io_uring_get_sqe(&r.ring);
   }
-  io_uring_prep_cancel64(sqe, reinterpret_cast<uintptr_t>(sc), IORING_ASYNC_CANCEL_ALL);
+  io_uring_prep_cancel64(sqe, user_data, IORING_ASYNC_CANCEL_ALL);
   sqe->user_data = kIgnoreUserData;
+}
+
+// Cancels what sc still has in flight on r, once. Owner task only.
+void cancel_sc(VcoreRing &r, struct syscall *sc) {
+  cancel_user_data(r, reinterpret_cast<uintptr_t>(sc));
 }
 
 void interrupt_sc(VcoreRing &r, struct syscall *sc) {
@@ -283,16 +297,22 @@ void ingest(VcoreRing &r, uint64_t user_data, int res) {
     r.efd_armed = false;
     return;
   }
-  auto *sc = reinterpret_cast<struct syscall *>(user_data);
+  auto *sc = reinterpret_cast<struct syscall *>(user_data & ~kDeadlineTag);
   PARLIB_CHECK(sc->pending_ > 0, "syscall: completion for descriptor %p with nothing pending",
                static_cast<void *>(sc));
   sc->pending_--;
-  if (sc->ncomp_++ == 0) {
+  if (user_data & kDeadlineTag) {
+    // The deadline passed before the operation completed: cancel it; it
+    // completes with what it has done (a partial count) or -ECANCELED.
+    if (res == -ETIME && sc->ncomp_ == 0) cancel_sc(r, sc);
+  } else if (sc->ncomp_++ == 0) {
     sc->retval = res;
     sc->flags |= SYSC_DONE;
     // A wait on several operations (poll sets, a wait with a timeout) ends
     // at the first: cancel the others here, on the ring that holds them.
-    if (sc->cancel_on_first_ && sc->pending_ > 0) cancel_sc(r, sc);
+    if (sc->cancel_on_first_ == kCancelRest && sc->pending_ > 0) cancel_sc(r, sc);
+    if (sc->cancel_on_first_ == kCancelDeadline && sc->pending_ > 0)
+      cancel_user_data(r, user_data | kDeadlineTag);
   }
   if (sc->blocked_ && !sc->queued_ && sc->pending_ == 0) enqueue_done(r, sc);
 }
@@ -500,7 +520,18 @@ long wait_ready(Job *j) {
   if (fl < 0 || (fl & O_NONBLOCK) != 0) return 0;  // the call says EBADF or EAGAIN itself
   struct pollfd p = {j->wait_fd, static_cast<short>(j->wait_events | POLLERR | POLLHUP), 0};
   for (;;) {
-    if (syscall(SYS_ppoll, &p, 1, nullptr, &g_sys.helper_wait_mask, _NSIG / 8) >= 0) return 0;
+    struct timespec left;
+    struct timespec *tmo = nullptr;
+    if (j->deadline_ns != 0) {
+      uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
+      uint64_t ns = j->deadline_ns > now ? j->deadline_ns - now : 0;
+      left.tv_sec = static_cast<time_t>(ns / 1000000000u);
+      left.tv_nsec = static_cast<long>(ns % 1000000000u);
+      tmo = &left;
+    }
+    long n = syscall(SYS_ppoll, &p, 1, tmo, &g_sys.helper_wait_mask, _NSIG / 8);
+    if (n == 0) return j->expired;  // the socket's timeout passed first
+    if (n > 0) return 0;
     if (errno != EINTR) return 0;  // the call itself reports the error
     pool_lock(g_sys.pool);
     bool interrupted = j->interrupted;
@@ -829,7 +860,39 @@ void submit_all(VcoreRing *r) {
 
 }  // namespace
 
-long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
+namespace {
+
+// The rest of ring_wait for an operation bounded by a socket's timeout: a
+// timeout SQE with the descriptor's tagged user_data (its completion is
+// never the result), which cancels the operation when it fires; the
+// operation's own completion cancels the timeout (kCancelDeadline). A send
+// or receive that is cancelled after moving some data completes with that
+// count (io_uring keeps partial counts of cancelled socket operations).
+long ring_wait_deadline(VcoreRing *r, struct syscall *sc, uint64_t deadline_ns, long expired) {
+  __kernel_timespec ts;
+  ts.tv_sec = static_cast<long long>(deadline_ns / 1000000000u);
+  ts.tv_nsec = static_cast<long long>(deadline_ns % 1000000000u);
+  io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+  while (sqe == nullptr) {
+    io_uring_submit(&r->ring);
+    sqe = io_uring_get_sqe(&r->ring);
+  }
+  io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
+  sqe->user_data = reinterpret_cast<uintptr_t>(sc) | kDeadlineTag;
+  sc->pending_++;
+  sc->cancel_on_first_ = kCancelDeadline;
+  submit_all(r);  // the timespec is read here
+  if (sc->pending_ > 0) {
+    r->blocked.fetch_add(1, std::memory_order_relaxed);
+    block_on(sc);
+  }
+  if (sc->retval == -ECANCELED) return sc->interrupted_ ? -EINTR : expired;
+  return sc->retval;
+}
+
+}  // namespace
+
+long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd, SockTimeout *st) {
   IntrWait intr(static_cast<uint32_t>(r - g_sys.rings) << kIntrVcoreShift);
   submit_all(r);
   if (sc->pending_ == 0) return sc->retval;
@@ -853,6 +916,10 @@ long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
       if (sc->retval == -ECANCELED) sc->retval = sc->interrupted_ ? -EINTR : -EAGAIN;
       return sc->retval;
     }
+    if (st != nullptr) {
+      uint64_t deadline = sock_deadline(st, nonblock_fd);
+      if (deadline != 0) return ring_wait_deadline(r, sc, deadline, st->expired);
+    }
   }
   r->blocked.fetch_add(1, std::memory_order_relaxed);
   block_on(sc);
@@ -862,11 +929,13 @@ long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd) {
   return sc->retval;
 }
 
-long offload(long num, long (*fn)(void *), void *arg, int wait_fd, short wait_events) {
+long offload(long num, long (*fn)(void *), void *arg, int wait_fd, short wait_events,
+             uint64_t deadline_ns, long expired) {
   struct syscall sc;
   NotifGuard guard;
   sysc_prepare(&sc, num);
-  Job job{&sc, fn, arg, nullptr, wait_fd, wait_events, kJobQueued, 0, false};
+  Job job{&sc,        fn,      arg,        nullptr, wait_fd, wait_events,
+          deadline_ns, expired, kJobQueued, 0,       false};
   HelperWait hw = {current_uthread, &job, nullptr, nullptr, nullptr};
   g_sys.rings[sc.vcoreid].offloaded.fetch_add(1, std::memory_order_relaxed);
   IntrWait intr(kIntrHelper);
@@ -907,7 +976,7 @@ int wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns) {
   if (r == nullptr) return -1;
   struct syscall sc;
   sysc_prepare(&sc, SYS_ppoll);
-  sc.cancel_on_first_ = 1;
+  sc.cancel_on_first_ = kCancelRest;
   for (nfds_t i = 0; i < n; ++i) {
     if (fds[i].fd < 0) continue;
     io_uring_sqe *sqe = ring_sqe(r, &sc);

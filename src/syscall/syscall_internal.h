@@ -52,21 +52,49 @@ void sysc_prepare(struct syscall *sc, long num);
 // returns nullptr: submits to make room when the SQ is full.
 io_uring_sqe *ring_sqe(VcoreRing *r, struct syscall *sc);
 
+// The bound a socket option puts on one blocking call's wait (SO_RCVTIMEO
+// for receiving and accept, SO_SNDTIMEO for sending and connect), kept for
+// the whole call: across the restarts of an interrupted call and the parts
+// of a write that the library completes (sock_timeout.cpp).
+struct SockTimeout {
+  int optname;               // SO_RCVTIMEO or SO_SNDTIMEO
+  long expired;              // the result when it expires with nothing done: -EAGAIN
+  bool socket_call;          // recv, send, accept...: fails at once (ENOTSOCK) on others
+  bool known = false;        // deadline_ns has been read
+  bool not_socket = false;   // the descriptor is no socket (getsockopt said ENOTSOCK)
+  uint64_t deadline_ns = 0;  // CLOCK_MONOTONIC; 0: no timeout (or not a socket)
+};
+
+// The deadline of t's call on fd: read from the socket (getsockopt, errno
+// kept) the first time it is asked for, i.e. when the call first has to
+// wait, as the kernel starts its timer when the call starts to sleep.
+// 0: no timeout.
+uint64_t sock_deadline(SockTimeout *t, int fd);
+
+// t's deadline was read and has passed.
+bool sock_deadline_passed(const SockTimeout *t);
+
 // Submits what was prepared and waits until every completion of sc has
 // arrived; the uthread blocks (yields through thread_blockon_sysc) if they
 // do not arrive at once. Returns sc->retval (first completion's result).
 // nonblock_fd >= 0: the operation is on that descriptor, and if it must
 // wait while the descriptor is O_NONBLOCK, it is cancelled and -EAGAIN
 // returned (unless it completed meanwhile), as the real call would.
+// st (with nonblock_fd): the wait ends at the socket's timeout; the
+// operation is then cancelled and returns what it had done (a partial
+// count) or st->expired.
 // Under the NotifGuard that this_ring() was called under.
-long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1);
+long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1,
+               SockTimeout *st = nullptr);
 
 // Runs fn(arg) (a blocking call that returns >= 0 or -errno) on a helper
 // thread while the calling uthread blocks; returns its result, or -EINTR
 // when interrupted. wait_fd >= 0: the helper first waits, interruptibly,
 // until wait_fd has wait_events (POLLIN, POLLOUT); a call that then still
-// blocks is not interruptible.
-long offload(long num, long (*fn)(void *), void *arg, int wait_fd = -1, short wait_events = 0);
+// blocks is not interruptible. deadline_ns (CLOCK_MONOTONIC, 0: none): that
+// wait ends there and the job returns expired without calling fn.
+long offload(long num, long (*fn)(void *), void *arg, int wait_fd = -1, short wait_events = 0,
+             uint64_t deadline_ns = 0, long expired = 0);
 
 // On a helper thread: the signal mask to wait with (ppoll, pselect,
 // epoll_pwait) so that an interruption ends the wait; nullptr when helper

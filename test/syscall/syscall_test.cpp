@@ -478,6 +478,58 @@ TEST_F(SyscallTest, NonBlockingDescriptorsGiveEagain) {
   for (int fd : {p[0], p[1], sv[0], sv[1], bl[0], bl[1]}) close(fd);
 }
 
+// SO_RCVTIMEO and SO_SNDTIMEO bound a uthread's wait as they bound the
+// system call's: EAGAIN after at least the timeout, or the partial count
+// (MSG_WAITALL, a send larger than the buffer); the vcore runs other
+// uthreads meanwhile. (io_uring ignores both options: before the service
+// read them, these calls never returned.)
+TEST_F(SyscallTest, SocketTimeoutsEndWaitsWithEagainOrPartialCounts) {
+  ScopedTargetVcores one(1);
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct timeval tv = {0, 50000};
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+  std::atomic<bool> stop{false};
+  std::atomic<long> spins{0};
+  std::pair<std::atomic<bool> *, std::atomic<long> *> spin_arg(&stop, &spins);
+  TestThread *spinner = fifo_spawn(
+      [](void *arg) {
+        auto *s = static_cast<std::pair<std::atomic<bool> *, std::atomic<long> *> *>(arg);
+        while (!s->first->load()) {
+          ++*s->second;
+          fifo_yield();
+        }
+      },
+      &spin_arg, kStack);
+  char buf[64];
+  uint64_t t0 = now_ns();
+  errno = 0;
+  EXPECT_EQ(recv(sv[0], buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_GE(now_ns() - t0, 50000000u);
+  EXPECT_GT(spins.load(), 0) << "the vcore was blocked while recv waited";
+  ASSERT_EQ(write(sv[1], "abc", 3), 3);
+  t0 = now_ns();
+  EXPECT_EQ(recv(sv[0], buf, sizeof buf, MSG_WAITALL), 3);
+  EXPECT_GE(now_ns() - t0, 50000000u);
+  int small = 4096;
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  std::vector<char> big(1 << 20);
+  t0 = now_ns();
+  ssize_t sent = send(sv[0], big.data(), big.size(), 0);
+  EXPECT_GT(sent, 0);
+  EXPECT_LT(sent, static_cast<ssize_t>(big.size()));
+  EXPECT_GE(now_ns() - t0, 50000000u);
+  errno = 0;
+  EXPECT_EQ(write(sv[0], big.data(), big.size()), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  stop = true;
+  fifo_join(spinner);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 // poll's timeout is honoured, and the vcore keeps running other uthreads
 // while the caller waits.
 TEST_F(SyscallTest, PollTimeoutAndReadiness) {
