@@ -60,11 +60,7 @@ bool time_left(const timespec *abstime, clockid_t clock, timespec *rel) {
 
 int kernel_wait(int *word, int val, const timespec *rel) {
   g_native_waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Belt and braces: never sleep more than 50 ms without looking again,
-  // so that a wake that only reached parlib's queue is not fatal.
-  timespec cap{0, 50 * 1000 * 1000};
-  const timespec *t = (rel == nullptr || ns_of(*rel) > ns_of(cap)) ? &cap : rel;
-  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, t, nullptr, 0);
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, nullptr, 0);
   g_native_waiters.fetch_sub(1, std::memory_order_seq_cst);
   return 0;
 }
@@ -123,6 +119,11 @@ int futex_wait_cancellable(int *word, int val, const timespec *abstime, clockid_
 
 void futex_wake(int *word, int n) {
   int saved_errno = errno;
+  // The caller's store to the word (a release store in pthread_once) must
+  // be ordered before the load of g_native_waiters below (the Dekker pair
+  // with kernel_wait's increment and the kernel's compare); parlib's futex
+  // call in between orders them on x86 only by accident of its locks.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!g_native_only.load(std::memory_order_relaxed)) ::futex(word, FUTEX_WAKE, n, nullptr, nullptr, 0);
   if (g_native_only.load(std::memory_order_relaxed) ||
       g_native_waiters.load(std::memory_order_seq_cst) > 0)
