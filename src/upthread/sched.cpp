@@ -7,6 +7,7 @@
 #include <parlib/syscall.h>
 #include <parlib/uthread.h>
 #include <parlib/vcore.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -362,7 +363,12 @@ struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_pau
                              thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
                              nullptr,             thread_sysc_interrupted};
 
+// The process that asked for the table: a fork child runs the same atexit
+// handlers, and must not print the parent's numbers again.
+pid_t g_stats_pid = 0;
+
 void print_stats() {
+  if (getpid() != g_stats_pid) return;
   fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");
   for (int i = 0, n = vcore_slots(); i < n; ++i) {
     struct upthread_vcore_stats st {};
@@ -470,7 +476,10 @@ void init() {
   uthread_lib_init(&g_thread0.uth);
   g_thread0.last_vcore = vcore_id();
   const char *stats = getenv("PARLIB_STATS");
-  if (stats != nullptr && strcmp(stats, "1") == 0) atexit(print_stats);
+  if (stats != nullptr && strcmp(stats, "1") == 0) {
+    g_stats_pid = getpid();
+    atexit(print_stats);
+  }
 }
 
 void enqueue_new(struct upthread *t) {

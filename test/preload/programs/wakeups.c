@@ -24,7 +24,7 @@
 #define KINDS 2
 #define PER_KIND 3
 #define N (KINDS * PER_KIND) /* threads in the rings: even ids upthreads, odd glibc's */
-#define ROUNDS 100
+#define ROUNDS 50
 #define COUNTS 20000
 #define ONCES 300
 
