@@ -55,41 +55,57 @@ namespace {
 struct Range {
   uintptr_t lo, hi;
 };
-Range g_runtime[4];
+constexpr int kMaxRanges = 4;
+// Published once: the ranges are written first, then their count with
+// release; -1 until then. A reader that finds the count sees the ranges.
+Range g_runtime[kMaxRanges];
 std::atomic<int> g_num_runtime{-1};
 
-int collect_ranges(struct dl_phdr_info *info, size_t, void *bases) {
-  auto *b = static_cast<uintptr_t *>(bases);
-  if (info->dlpi_addr != b[0] && info->dlpi_addr != b[1]) return 0;
-  int n = g_num_runtime.load(std::memory_order_relaxed);
-  for (int i = 0; i < info->dlpi_phnum && n < 4; ++i) {
+struct Collect {
+  uintptr_t bases[2];
+  Range ranges[kMaxRanges];
+  int n;
+};
+
+int collect_ranges(struct dl_phdr_info *info, size_t, void *arg) {
+  auto *c = static_cast<Collect *>(arg);
+  if (info->dlpi_addr != c->bases[0] && info->dlpi_addr != c->bases[1]) return 0;
+  for (int i = 0; i < info->dlpi_phnum && c->n < kMaxRanges; ++i) {
     const ElfW(Phdr) &ph = info->dlpi_phdr[i];
     if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
-      g_runtime[n++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+      c->ranges[c->n++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
   }
-  g_num_runtime.store(n, std::memory_order_relaxed);
   return 0;
+}
+
+// Finds the ranges once. The first caller collects them into a local
+// table and publishes it whole; a concurrent first caller waits for that
+// (it must not answer "not the runtime" from a half-filled table: the
+// runtime's pthread_create would make a upthread). The wait is a plain
+// spin: sched_yield is interposed and asks from_runtime itself.
+int find_runtime_ranges() {
+  Dl_info a{}, b{};
+  dladdr(reinterpret_cast<void *>(&vcore_id), &a);
+  dladdr(reinterpret_cast<void *>(&upthread_yield), &b);
+  static std::atomic_flag busy = ATOMIC_FLAG_INIT;
+  while (busy.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+  int n = g_num_runtime.load(std::memory_order_acquire);
+  if (n < 0) {
+    Collect c{{reinterpret_cast<uintptr_t>(a.dli_fbase), reinterpret_cast<uintptr_t>(b.dli_fbase)},
+              {},
+              0};
+    dl_iterate_phdr(collect_ranges, &c);
+    for (int i = 0; i < c.n; ++i) g_runtime[i] = c.ranges[i];
+    n = c.n;
+    g_num_runtime.store(n, std::memory_order_release);
+  }
+  busy.clear(std::memory_order_release);
+  return n;
 }
 
 bool from_runtime(void *ret) {
   int n = g_num_runtime.load(std::memory_order_acquire);
-  if (n < 0) {
-    // Found once; a race only repeats the same work.
-    Dl_info a{}, b{};
-    dladdr(reinterpret_cast<void *>(&vcore_id), &a);
-    dladdr(reinterpret_cast<void *>(&upthread_yield), &b);
-    uintptr_t bases[2] = {reinterpret_cast<uintptr_t>(a.dli_fbase),
-                          reinterpret_cast<uintptr_t>(b.dli_fbase)};
-    static std::atomic_flag busy = ATOMIC_FLAG_INIT;
-    while (busy.test_and_set(std::memory_order_acquire)) {
-    }
-    if (g_num_runtime.load(std::memory_order_relaxed) < 0) {
-      g_num_runtime.store(0, std::memory_order_relaxed);
-      dl_iterate_phdr(collect_ranges, bases);
-    }
-    busy.clear(std::memory_order_release);
-    n = g_num_runtime.load(std::memory_order_acquire);
-  }
+  if (n < 0) n = find_runtime_ranges();
   auto pc = reinterpret_cast<uintptr_t>(ret);
   for (int i = 0; i < n; ++i)
     if (pc >= g_runtime[i].lo && pc < g_runtime[i].hi) return true;
