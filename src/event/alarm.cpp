@@ -65,6 +65,7 @@
 #include <mutex>
 
 #include "common/raw_log.h"
+#include "common/runtime_fds.h"
 #include "event/alarm_internal.h"
 #include "event/event_internal.h"
 
@@ -336,7 +337,7 @@ void do_init() {
   event_lib_init();
   ev_handlers[EV_ALARM] = alarm_handle_event;
 
-  g_svc.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+  g_svc.tfd = hide_runtime_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
   if (g_svc.tfd < 0) raw_fatal("alarm: timerfd_create failed: errno %d", errno);
 
   void *heap = mmap(nullptr, kInitialCapacity * sizeof(struct alarm_waiter *),

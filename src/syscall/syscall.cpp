@@ -24,6 +24,7 @@
 #include <new>
 
 #include "common/raw_log.h"
+#include "common/runtime_fds.h"
 #include "event/event_internal.h"
 #include "syscall/syscall_internal.h"
 #include "uthread/uthread_internal.h"
@@ -189,6 +190,11 @@ bool create_ring(VcoreRing &r) {
     p.flags = flags | IORING_SETUP_CQSIZE;
     p.cq_entries = kCqEntries;
     if (io_uring_queue_init_params(kSqEntries, &r.ring, &p) == 0) {
+      // Out of the program's way (common/runtime_fds.h); the rings are
+      // mapped already, and nothing but io_uring_enter uses the number.
+      int fd = hide_runtime_fd(r.ring.ring_fd);
+      r.ring.ring_fd = fd;
+      r.ring.enter_ring_fd = fd;
       // Registered with this task (the only one that enters the ring),
       // io_uring_enter skips looking the ring's file up: a little off
       // every submission and wait. Kernels before 5.18 refuse: no matter.
@@ -1036,8 +1042,9 @@ void make_wake_eventfd(VcoreRing &r) {
   int expected = -1;
   int fd = eventfd(0, EFD_CLOEXEC);  // blocking: the ring read waits on it
   if (fd < 0) raw_fatal("syscall: eventfd: %s", strerror(errno));
+  fd = hide_runtime_fd(fd);
   if (!std::atomic_ref<int>(r.efd).compare_exchange_strong(expected, fd, std::memory_order_acq_rel))
-    close(fd);
+    close_runtime_fd(fd);
 }
 
 void syscall_layer_init() {

@@ -20,6 +20,7 @@
 #include <new>
 
 #include "common/raw_log.h"
+#include "common/runtime_fds.h"
 #include "vcore/arch/arch.h"
 
 #ifdef PARLIB_ASAN
@@ -136,11 +137,12 @@ bool task_sleeps_in_kernel(Vcore &vc) {
   if (fd < 0) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(vc.tid.load()));
-    fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+    fd = hide_runtime_fd(
+        static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC)));
     if (fd < 0) return false;
     int expected = -1;
     if (!vc.stat_fd.compare_exchange_strong(expected, fd, std::memory_order_acq_rel)) {
-      syscall(SYS_close, fd);
+      close_runtime_fd(fd);
       fd = expected;
     }
   }
