@@ -36,7 +36,7 @@ bool push(TestThread *t) {
   if (g_tail != nullptr)
     g_tail->next = t;
   else
-    g_head = t;
+    __atomic_store_n(&g_head, t, __ATOMIC_RELAXED);  // read by has_queued_work unlocked
   g_tail = t;
   unlock();
   return was_empty;
@@ -53,7 +53,7 @@ TestThread *pop() {
   lock();
   TestThread *t = g_head;
   if (t != nullptr) {
-    g_head = t->next;
+    __atomic_store_n(&g_head, t->next, __ATOMIC_RELAXED);
     if (g_head == nullptr) g_tail = nullptr;
   }
   unlock();
@@ -80,7 +80,19 @@ void thread_runnable(struct uthread *uth) {
   // vcore as well would only have two race for one thread (every
   // cross-vcore wake-up of a blocked call would pay for it).
   if (in_vcore_context() && !t_committed && was_empty) return;
+  // The push above, then a look at the vcores online; a yielding vcore does
+  // the opposite (goes offline, then probes the queue: has_queued_work),
+  // so one of the two sees the other and the thread is never left queued
+  // behind idle vcores.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!on_vcore || num_vcores() < g_target.load(std::memory_order_relaxed)) vcore_request(1);
+}
+
+// vcore_set_sched_probe: an idle vcore comes back for a queued thread while
+// fewer vcores than the target are online.
+bool has_queued_work(uint32_t) {
+  return __atomic_load_n(&g_head, __ATOMIC_SEQ_CST) != nullptr &&
+         num_vcores() < g_target.load(std::memory_order_relaxed);
 }
 
 void thread_paused(struct uthread *uth) { push(of(uth)); }
@@ -116,6 +128,7 @@ void thread_main() {
 void fifo_init(int target_vcores) {
   sched_ops = &g_ops;
   fifo_set_target_vcores(target_vcores);
+  vcore_set_sched_probe(has_queued_work);
   uthread_lib_init(&g_thread0.uth);
 }
 
