@@ -11,8 +11,10 @@
  * state is saved, so a wakeup can never fall between them.
  *
  * Semantics: Mesa (a woken waiter re-checks; condition waits may wake
- * spuriously, as POSIX allows). Mutexes are unfair (a running uthread may
- * take a mutex ahead of a woken waiter); reader-writer locks prefer writers
+ * spuriously, as POSIX allows). Mutexes let a running uthread take a free
+ * mutex ahead of waiters (barging), but hand it directly to a waiter that
+ * has waited past a fairness bound (1 ms per waiter queued ahead of it,
+ * plus scheduling delays; docs/design.md); reader-writer locks prefer writers
  * (a reader waits while a writer waits) and hand the lock directly to the
  * uthreads they wake; semaphores hand a post directly to a waiter.
  *
@@ -74,7 +76,7 @@ struct uth_sync_queue {
 #define UTHREAD_MUTEX_DEFAULT UTHREAD_MUTEX_NORMAL
 
 typedef struct uthread_mutex {
-	int state_;           /* 0 free, 1 held, 2 held and maybe waited on */
+	int state_;           /* lock word: 0 free; bits in src/sync/mutex_word.h */
 	int type_;            /* UTHREAD_MUTEX_*, or -1 once destroyed */
 	unsigned int count_;  /* recursion depth (held by owner_) */
 	void *owner_;         /* the holder's identity, NULL when free */

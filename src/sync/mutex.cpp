@@ -1,15 +1,9 @@
 // uthread mutexes and condition variables (parlib/mutex.h).
 //
-// Mutex: the three-state lock word of Drepper's "Futexes Are Tricky"
-// (mutex 2), with the wait queue of uth_sync.h in place of the kernel's:
-//   state_ 0 free, 1 held, 2 held and maybe waited on.
-//   lock:   CAS 0->1; else spin a little; else loop { xchg(2); if it was
-//           0 we own it; else block while state_ == 2 }.
-//   unlock: xchg(0); if it was 2, wake one waiter (it retries with xchg(2),
-//           so the remaining waiters are woken by its unlock in turn).
-// A waiter only blocks when it sees 2 under the queue lock, and an unlocker
-// that saw 2 takes the queue lock after its xchg, so it either finds the
-// waiter queued or the waiter sees the lock free: no lost wakeup.
+// Mutex: the lock word of mutex_word.h (barging after a short spin, one
+// woken waiter at a time, a hand-off to a waiter past the fairness bound)
+// with the wait queue of uth_sync.h. This file adds types, owners and
+// recursion on top.
 //
 // Condition variable: a FIFO of waiters under a spin_pdr lock. The waiter
 // is queued on the condvar and only then, still in the yield callback,
@@ -22,16 +16,12 @@
 #include <cerrno>
 #include <climits>
 
+#include "sync/mutex_word.h"
 #include "sync/sync_internal.h"
 #include "sync/uth_sync.h"
 
 namespace parlib::detail {
 namespace {
-
-// How many times a would-be owner polls a held mutex before blocking: a
-// holder on another vcore usually lets go within a short critical section,
-// and a poll is far cheaper than a block/wake round trip.
-constexpr int kMutexSpins = 100;
 
 std::atomic_ref<int> state_of(uthread_mutex_t* m) { return std::atomic_ref<int>(m->state_); }
 std::atomic_ref<void*> owner_of(uthread_mutex_t* m) { return std::atomic_ref<void*>(m->owner_); }
@@ -46,73 +36,31 @@ int mutex_type(uthread_mutex_t* m) {
              : -1;
 }
 
+// Takes m if it is not held (whoever is parked or woken: a trylock or a
+// running locker may barge).
 bool try_acquire(uthread_mutex_t* m) {
-  int expected = 0;
-  // acquire: pairs with the release xchg in mutex_release. relaxed on
-  // failure: nothing was read that we rely on.
-  return state_of(m).compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                             std::memory_order_relaxed);
+  int w = 0;
+  // acquire: pairs with the release of mutex_word_unlock. relaxed on
+  // failure: w is only a guess for the next try.
+  while (!state_of(m).compare_exchange_weak(w, w | kMutexLocked, std::memory_order_acquire,
+                                            std::memory_order_relaxed))
+    if (w & kMutexLocked) return false;
+  return true;
 }
 
-bool mutex_must_wait(const BlockRequest* r) {
-  // relaxed: the queue lock orders this against the unlocker's wake.
-  return state_of(static_cast<uthread_mutex_t*>(r->arg)).load(std::memory_order_relaxed) == 2;
-}
-
-// Takes m, blocking the calling uthread while it is held. Uthread context.
-// With a deadline (CLOCK_MONOTONIC ns; the deadline service running) it
-// gives up once the deadline has passed: returns 0 holding m, or
-// ETIMEDOUT.
+// Takes m, blocking the calling uthread while it is held (see
+// mutex_word.h). Uthread context.
 int acquire_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns = nullptr) {
   if (try_acquire(m)) return 0;
-  for (int i = 0; i < kMutexSpins; ++i) {
-    cpu_relax();
-    // relaxed peek: only a hint before the CAS.
-    if (state_of(m).load(std::memory_order_relaxed) == 0 && try_acquire(m)) return 0;
-  }
-  // acquire: as try_acquire, when the xchg finds the lock free. Setting 2
-  // when we give up is harmless: the next unlock just looks at the queue.
-  while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
-    if (deadline_ns != nullptr && *deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
-    uth_sync_waiter w;
-    BlockRequest r{&m->qlock_, &m->waiters_, &w};
-    r.must_wait = mutex_must_wait;
-    r.arg = m;
-    if (deadline_ns != nullptr) {
-      r.timed = true;
-      r.deadline_ns = *deadline_ns;
-    }
-    block_uthread(&r);
-  }
-  return 0;
+  return mutex_word_lock_blocking(m, deadline_ns);
 }
 
-// Takes m by spinning: for kernel threads that are not uthreads. Gives up
-// with ETIMEDOUT once a deadline (CLOCK_MONOTONIC ns) has passed.
+// Takes m by spinning: for kernel threads that are not uthreads.
 int acquire_spinning(uthread_mutex_t* m, const uint64_t* deadline_ns = nullptr) {
-  // xchg(2), not CAS(1): uthreads may be queued, and our unlock must wake
-  // them.
-  while (state_of(m).exchange(2, std::memory_order_acquire) != 0) {
-    SpinWait wait;
-    while (state_of(m).load(std::memory_order_relaxed) != 0) {
-      if (deadline_ns != nullptr && *deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
-      wait.once();
-    }
-  }
-  return 0;
+  return mutex_word_lock_spinning(m, deadline_ns);
 }
 
-// Releases the lock word and wakes one waiter if there may be any. Any
-// context (the condvar calls it from vcore context).
-void mutex_release(uthread_mutex_t* m) {
-  // release: the critical section happens before the next acquirer's
-  // acquire.
-  if (state_of(m).exchange(0, std::memory_order_release) != 2) return;
-  spin_pdr_lock(&m->qlock_);
-  uth_sync_waiter* w = dequeue(&m->waiters_, 0);
-  spin_pdr_unlock(&m->qlock_);
-  if (w != nullptr) wake(w);
-}
+void mutex_release(uthread_mutex_t* m) { mutex_word_unlock(m); }
 
 void set_owner(uthread_mutex_t* m, void* self, unsigned count) {
   // relaxed: only the owner compares owner_ with itself; its own writes
@@ -145,7 +93,7 @@ int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, clockid_t clock,
   if (!cond_valid(c) || m == nullptr || mutex_type(m) < 0) return EINVAL;
   if (!can_block()) return EPERM;
   void* self = self_token();
-  if (state_of(m).load(std::memory_order_relaxed) == 0 ||
+  if (!(state_of(m).load(std::memory_order_relaxed) & kMutexLocked) ||
       owner_of(m).load(std::memory_order_relaxed) != self)
     return EPERM;
   uth_sync_waiter w;
@@ -242,7 +190,7 @@ PARLIB_API int uthread_mutex_unlock(uthread_mutex_t* m) {
   const int type = m != nullptr ? mutex_type(m) : -1;
   if (type < 0) return EINVAL;
   // relaxed: a free mutex is an error whoever reads it.
-  if (state_of(m).load(std::memory_order_relaxed) == 0) return EPERM;
+  if (!(state_of(m).load(std::memory_order_relaxed) & kMutexLocked)) return EPERM;
   if (type != UTHREAD_MUTEX_NORMAL) {
     if (owner_of(m).load(std::memory_order_relaxed) != self_token()) return EPERM;
     if (type == UTHREAD_MUTEX_RECURSIVE && m->count_ > 1) {
@@ -258,7 +206,8 @@ PARLIB_API int uthread_mutex_unlock(uthread_mutex_t* m) {
 PARLIB_API int uthread_mutex_destroy(uthread_mutex_t* m) {
   if (m == nullptr || mutex_type(m) < 0) return EINVAL;
   spin_pdr_lock(&m->qlock_);
-  const bool busy = state_of(m).load(std::memory_order_relaxed) != 0 || !queue_empty(&m->waiters_);
+  const bool busy = (state_of(m).load(std::memory_order_relaxed) & kMutexLocked) != 0 ||
+                    !queue_empty(&m->waiters_);
   if (!busy) std::atomic_ref<int>(m->type_).store(-1, std::memory_order_relaxed);
   spin_pdr_unlock(&m->qlock_);
   return busy ? EBUSY : 0;

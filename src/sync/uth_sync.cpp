@@ -47,7 +47,8 @@ void block_cb(struct uthread* uth, void* arg) {
   // make uth runnable at any moment.
   uthread_has_blocked(uth, UTH_EXT_BLK_MUTEX);
   w->lock = r->lock;
-  queue_push(r->queue, w);
+  if (r->front) queue_push_front(r->queue, w);
+  else queue_push(r->queue, w);
   if (r->timed) {
     // Armed under the queue lock, so no waker can dequeue (and the
     // uthread cannot return and cancel) before the entry is armed.
@@ -74,6 +75,16 @@ void queue_push(uth_sync_queue* q, uth_sync_waiter* w) {
   if (q->tail_) q->tail_->next = w;
   else q->head_ = w;
   q->tail_ = w;
+  w->queue = q;
+  w->queued = true;
+}
+
+void queue_push_front(uth_sync_queue* q, uth_sync_waiter* w) {
+  w->prev = nullptr;
+  w->next = q->head_;
+  if (q->head_) q->head_->prev = w;
+  else q->tail_ = w;
+  q->head_ = w;
   w->queue = q;
   w->queued = true;
 }

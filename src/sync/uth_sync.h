@@ -45,6 +45,10 @@ struct uth_sync_waiter {
   int result = 0;                     // set by whoever dequeues it
   void* token = nullptr;              // the waiter's identity (rwlock writer)
   const void* key = nullptr;          // futex address
+  // Mutexes (mutex_word.cpp): when the waiter is due a hand-off, and
+  // whether its waker handed it the lock (set by the waker, under lock).
+  uint64_t fair_at_ns = 0;
+  bool handed = false;
   parlib::detail::TimedWait timer;    // armed iff the wait has a deadline
 };
 
@@ -53,6 +57,9 @@ namespace parlib::detail {
 // Queue operations; the caller holds the queue's lock.
 bool queue_empty(const uth_sync_queue* q);
 void queue_push(uth_sync_queue* q, uth_sync_waiter* w);
+void queue_push_front(uth_sync_queue* q, uth_sync_waiter* w);
+// The first waiter, left on q; nullptr if q is empty.
+inline uth_sync_waiter* queue_head(const uth_sync_queue* q) { return q->head_; }
 void queue_remove(uth_sync_queue* q, uth_sync_waiter* w);
 // Takes the first waiter off q and sets its result; nullptr if q is empty.
 uth_sync_waiter* dequeue(uth_sync_queue* q, int result);
@@ -77,6 +84,7 @@ struct BlockRequest {
   // After the enqueue and the unlock, in vcore context. NULL: nothing.
   void (*after_enqueue)(void* arg) = nullptr;
   void* arg = nullptr;  // for must_wait and after_enqueue
+  bool front = false;   // queue at the head (a woken waiter keeps its place)
   bool timed = false;   // arm waiter->timer at deadline_ns
   uint64_t deadline_ns = 0;
   bool waited = false;  // out: set by block_uthread

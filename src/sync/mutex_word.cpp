@@ -1,0 +1,188 @@
+// The lock word of uthread_mutex_t (see mutex_word.h for the protocol).
+#include "sync/mutex_word.h"
+
+#include <atomic>
+#include <cerrno>
+
+#include "sync/sync_internal.h"
+#include "sync/timed_wait.h"
+#include "sync/uth_sync.h"
+
+namespace parlib::detail {
+namespace {
+
+// How many times a would-be owner polls a held mutex before it parks, when
+// nobody is parked yet: a holder on another vcore usually lets go within a
+// short critical section, and a poll is far cheaper than a park/wake round
+// trip. Once someone is parked, newcomers park at once: spinning then only
+// steals the lock's cache line from the holder.
+constexpr int kSpins = 100;
+
+std::atomic_ref<int> word_of(uthread_mutex_t* m) { return std::atomic_ref<int>(m->state_); }
+
+// Under the queue lock: park only while the mutex is held and marked
+// parked; otherwise the waiter retries at once.
+bool must_park(const BlockRequest* r) {
+  constexpr int kBoth = kMutexLocked | kMutexParked;
+  // relaxed: the queue lock orders this against the unlocker's update.
+  return (word_of(static_cast<uthread_mutex_t*>(r->arg)).load(std::memory_order_relaxed) & kBoth) ==
+         kBoth;
+}
+
+// One attempt to take a word that is not locked. acquire: pairs with the
+// release of the unlock.
+bool try_take(std::atomic_ref<int> word, int& w) {
+  return word.compare_exchange_weak(w, w | kMutexLocked, std::memory_order_acquire,
+                                    std::memory_order_relaxed);
+}
+
+// An unlock that finds a woken waiter on its way looks at the queue anyway
+// once every this many times (per thread): the woken one may not get a CPU
+// for a while (a scheduler without preemption never gives it one while the
+// holder keeps the lock busy), and a hand-off must not wait for it.
+constexpr unsigned kWokenRecheck = 64;
+thread_local unsigned t_woken_unlocks = 0;
+
+// The unlock that takes the queue lock: kParked was set. Under the queue
+// lock nobody else changes kLocked (we hold it) or kParked (parkers only
+// set it when clear; only queue-lock holders clear it); the woken waiter
+// may clear kWoken at any time, hence the CAS loops.
+void unlock_slow(uthread_mutex_t* m) {
+  auto word = word_of(m);
+  spin_pdr_lock(&m->qlock_);
+  uth_sync_waiter* head = queue_head(&m->waiters_);
+  int w = word.load(std::memory_order_relaxed);
+  uth_sync_waiter* to_wake = nullptr;
+  const uint64_t now = head != nullptr ? monotonic_now_ns() : 0;
+  if (head != nullptr && now >= head->fair_at_ns) {
+    // Its turn: hand the lock over. kLocked stays set, so nobody can barge
+    // in before it runs.
+    to_wake = dequeue(&m->waiters_, 0);
+    to_wake->handed = true;
+    uth_sync_waiter* next = queue_head(&m->waiters_);
+    // The next waiter's turn comes a full bound after this one's: the
+    // running threads keep most of the lock (throughput), and the queue
+    // still advances one waiter per bound.
+    if (next != nullptr && next->fair_at_ns < now + kFairHandoffNs)
+      next->fair_at_ns = now + kFairHandoffNs;
+    const int keep = next != nullptr ? ~0 : ~kMutexParked;
+    // release: the critical section happens before the new owner's, which
+    // learns of the hand-off through the queue lock and its wake.
+    while (!word.compare_exchange_weak(w, w & keep, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+    }
+  } else if (head == nullptr || (w & kMutexWoken)) {
+    // Nobody to wake (or the woken one is still on its way): let go.
+    const int keep = head != nullptr ? ~kMutexLocked : ~(kMutexLocked | kMutexParked);
+    while (!word.compare_exchange_weak(w, w & keep, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+    }
+  } else {
+    // Let go and wake the longest waiter to compete for it; it is the one
+    // woken waiter until it runs.
+    to_wake = dequeue(&m->waiters_, 0);
+    const int parked = queue_empty(&m->waiters_) ? 0 : kMutexParked;
+    while (!word.compare_exchange_weak(w, (w & ~(kMutexLocked | kMutexParked)) | parked | kMutexWoken,
+                                       std::memory_order_release, std::memory_order_relaxed)) {
+    }
+  }
+  spin_pdr_unlock(&m->qlock_);
+  if (to_wake != nullptr) wake(to_wake);
+}
+
+}  // namespace
+
+int mutex_word_lock_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns) {
+  auto word = word_of(m);
+  uint64_t fair_at = 0;  // set when we first park
+  bool woken = false;    // we are the waiter an unlock woke (kWoken is ours)
+  bool requeue_front = false;
+  int spins = 0;
+  for (;;) {
+    int w = word.load(std::memory_order_relaxed);
+    if (woken) {
+      // Whatever happens next, we are no longer on our way: the next
+      // unlock may wake someone else.
+      w = word.fetch_and(~kMutexWoken, std::memory_order_relaxed) & ~kMutexWoken;
+      woken = false;
+    }
+    if (!(w & kMutexLocked)) {
+      if (try_take(word, w)) return 0;
+      continue;
+    }
+    if (!(w & kMutexParked) && spins < kSpins) {
+      ++spins;
+      cpu_relax();
+      continue;
+    }
+    if (!(w & kMutexParked) &&
+        !word.compare_exchange_weak(w, w | kMutexParked, std::memory_order_relaxed))
+      continue;
+    const uint64_t now = monotonic_now_ns();
+    if (deadline_ns != nullptr && *deadline_ns <= now) return ETIMEDOUT;
+    if (fair_at == 0) fair_at = now + kFairHandoffNs;
+    uth_sync_waiter wt;
+    wt.fair_at_ns = fair_at;
+    BlockRequest r{&m->qlock_, &m->waiters_, &wt};
+    r.must_wait = must_park;
+    r.arg = m;
+    // A waiter that was woken and lost the race goes back to the head: it
+    // keeps its place (and its time) in the line.
+    r.front = requeue_front;
+    if (deadline_ns != nullptr) {
+      r.timed = true;
+      r.deadline_ns = *deadline_ns;
+    }
+    if (!block_uthread(&r)) continue;  // free, or no longer marked: retry
+    if (wt.result == ETIMEDOUT) {
+      // The deadline passing does not forbid a free lock: one last try.
+      w = word.load(std::memory_order_relaxed);
+      while (!(w & kMutexLocked))
+        if (try_take(word, w)) return 0;
+      return ETIMEDOUT;
+    }
+    if (wt.handed) return 0;  // the unlocker left it locked for us
+    fair_at = wt.fair_at_ns;  // an unlock may have pushed our turn back
+    woken = true;
+    requeue_front = true;
+    // One try, no spin: a holder that let go and took the lock straight
+    // back (the common case when we lose) would only lose its cache line
+    // to our polling, once per wake.
+    spins = kSpins;
+  }
+}
+
+int mutex_word_lock_spinning(uthread_mutex_t* m, const uint64_t* deadline_ns) {
+  auto word = word_of(m);
+  SpinWait wait;
+  for (;;) {
+    int w = word.load(std::memory_order_relaxed);
+    if (!(w & kMutexLocked)) {
+      if (try_take(word, w)) return 0;
+      continue;
+    }
+    if (deadline_ns != nullptr && *deadline_ns <= monotonic_now_ns()) return ETIMEDOUT;
+    wait.once();
+  }
+}
+
+void mutex_word_unlock(uthread_mutex_t* m) {
+  auto word = word_of(m);
+  // The common case first, as one read-modify-write: a load before it
+  // would fetch the contended cache line twice. release: the critical
+  // section happens before the next acquire.
+  int w = kMutexLocked;
+  if (word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed))
+    return;
+  // Nobody to wake (no one parked, or a woken waiter is on its way): just
+  // let go, but look at the queue now and then (kWokenRecheck).
+  while (!(w & kMutexParked) || (w & kMutexWoken)) {
+    if ((w & kMutexParked) && ++t_woken_unlocks % kWokenRecheck == 0) break;
+    if (word.compare_exchange_weak(w, w & ~kMutexLocked, std::memory_order_release,
+                                   std::memory_order_relaxed))
+      return;
+  }
+  unlock_slow(m);
+}
+
+}  // namespace parlib::detail
