@@ -1,7 +1,7 @@
 // Google Benchmark: upthread against NPTL, same process, same run.
 //   create+join of an empty thread; condvar ping-pong (two threads taking
 //   turns through one mutex and condvar) on one and two vcores; a mutex
-//   contended by two threads; a barrier round with 2, 8 and 64 threads.
+//   contended by 2, 8 and 64 threads (bench/mutex_ratio.sh prints the ratios); a barrier round with 2, 8 and 64 threads.
 // libupthread's constructor makes main (where Google Benchmark runs) a
 // upthread, so the upthread cases start from uthread context; the NPTL
 // cases use glibc's functions from the same thread (main keeps its glibc
@@ -99,7 +99,11 @@ void BM_CondPingPong_Nptl(benchmark::State &state) {
 }
 BENCHMARK(BM_CondPingPong_Nptl)->Arg(1)->Arg(2)->UseRealTime();
 
-// Two threads increment a counter under one mutex; time per increment.
+// N threads (range 0: 2, 8, 64) increment a counter under one mutex,
+// 200,000 increments in all; items/s is increments per second. 8 and 64
+// threads oversubscribe the CPUs (vcores for upthread, CPUs for NPTL).
+constexpr long kContendedTotal = 200000;
+
 template <typename Mutex, auto Lock, auto Unlock>
 struct Contended {
   Mutex *m;
@@ -117,21 +121,21 @@ struct Contended {
 };
 
 void BM_MutexContended_Upthread(benchmark::State &state) {
+  const int n = static_cast<int>(state.range(0));
   upthread_mutex_t m = UPTHREAD_MUTEX_INITIALIZER;
+  std::vector<upthread_t> threads(static_cast<size_t>(n));
   for (auto _ : state) {
-    Contended<upthread_mutex_t, upthread_mutex_lock, upthread_mutex_unlock> c{&m, 100000};
-    upthread_t a, b;
-    upthread_create(&a, nullptr, decltype(c)::run, &c);
-    upthread_create(&b, nullptr, decltype(c)::run, &c);
-    upthread_join(a, nullptr);
-    upthread_join(b, nullptr);
-    if (c.counter != 200000) state.SkipWithError("lost increments");
+    Contended<upthread_mutex_t, upthread_mutex_lock, upthread_mutex_unlock> c{&m, kContendedTotal / n};
+    for (auto &t : threads) upthread_create(&t, nullptr, decltype(c)::run, &c);
+    for (auto t : threads) upthread_join(t, nullptr);
+    if (c.counter != c.per_thread * n) state.SkipWithError("lost increments");
   }
-  state.SetItemsProcessed(state.iterations() * 200000);
+  state.SetItemsProcessed(state.iterations() * (kContendedTotal / n) * n);
 }
-BENCHMARK(BM_MutexContended_Upthread)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MutexContended_Upthread)->Arg(2)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_MutexContended_Nptl(benchmark::State &state) {
+  const int n = static_cast<int>(state.range(0));
   pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
   // Main runs on a vcore pinned to one CPU and threads inherit that: give
   // the pthreads the process's CPUs (the main task keeps the process mask).
@@ -140,18 +144,16 @@ void BM_MutexContended_Nptl(benchmark::State &state) {
   cpu_set_t set;
   sched_getaffinity(getpid(), sizeof set, &set);
   pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  std::vector<pthread_t> threads(static_cast<size_t>(n));
   for (auto _ : state) {
-    Contended<pthread_mutex_t, pthread_mutex_lock, pthread_mutex_unlock> c{&m, 100000};
-    pthread_t a, b;
-    pthread_create(&a, &attr, decltype(c)::run, &c);
-    pthread_create(&b, &attr, decltype(c)::run, &c);
-    pthread_join(a, nullptr);
-    pthread_join(b, nullptr);
-    if (c.counter != 200000) state.SkipWithError("lost increments");
+    Contended<pthread_mutex_t, pthread_mutex_lock, pthread_mutex_unlock> c{&m, kContendedTotal / n};
+    for (auto &t : threads) pthread_create(&t, &attr, decltype(c)::run, &c);
+    for (auto t : threads) pthread_join(t, nullptr);
+    if (c.counter != c.per_thread * n) state.SkipWithError("lost increments");
   }
-  state.SetItemsProcessed(state.iterations() * 200000);
+  state.SetItemsProcessed(state.iterations() * (kContendedTotal / n) * n);
 }
-BENCHMARK(BM_MutexContended_Nptl)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MutexContended_Nptl)->Arg(2)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // A barrier round with N threads (range 0): every thread waits at the
 // barrier once per iteration; time per round.
