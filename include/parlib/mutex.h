@@ -170,7 +170,9 @@ PARLIB_API int uthread_cond_clockwait(uthread_cond_t *c, uthread_mutex_t *m, int
 PARLIB_API int uthread_cond_signal(uthread_cond_t *c);
 
 /* uthread_cond_broadcast: wakes every waiter. Any context. Returns 0, or
- * EINVAL. */
+ * EINVAL. The first waiter is made runnable at once; the others wait on
+ * the mutex instead, each woken by an unlock of it in turn (no thundering
+ * herd). */
 PARLIB_API int uthread_cond_broadcast(uthread_cond_t *c);
 
 /* ------------------------------------------------- reader-writer locks */

@@ -110,8 +110,11 @@ int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, clockid_t clock,
   set_owner(m, nullptr, 0);
   r.after_enqueue = cond_release_mutex;
   r.arg = m;
+  w.token = m;  // for a broadcast's requeue
   block_uthread(&r);
-  acquire_blocking(m);  // no deadline: POSIX returns holding the mutex
+  // No deadline from here: POSIX returns holding the mutex.
+  if (w.requeued) mutex_word_lock_requeued(m, &w);
+  else acquire_blocking(m);
   set_owner(m, self, depth);
   return w.result;
 }
@@ -258,7 +261,22 @@ PARLIB_API int uthread_cond_broadcast(uthread_cond_t* c) {
   spin_pdr_lock(&c->qlock_);
   uth_sync_waiter* list = dequeue_all(&c->waiters_, 0);
   spin_pdr_unlock(&c->qlock_);
-  wake_all(list);
+  if (list == nullptr) return 0;
+  // Wake the first waiter; move the others onto the mutex's queue, so
+  // that each is woken by an unlock of the mutex (or handed it) in turn
+  // instead of all waking to fight over it. A timed waiter is woken (its
+  // deadline is armed against the condvar's lock), as is one that waits
+  // with another mutex (POSIX leaves that undefined).
+  uth_sync_waiter* first = list;
+  auto* m = static_cast<uthread_mutex_t*>(first->token);
+  uth_sync_waiter* rest = first->next;
+  wake(first);  // first may vanish from here on; the rest stay blocked
+  while (rest != nullptr) {
+    uth_sync_waiter* w = rest;
+    rest = w->next;  // read before w can run
+    if (w->timer.deadline_ns == 0 && w->token == m) mutex_word_requeue(m, w);
+    else wake(w);
+  }
   return 0;
 }
 

@@ -92,12 +92,14 @@ void unlock_slow(uthread_mutex_t* m) {
 
 }  // namespace
 
-int mutex_word_lock_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns) {
+namespace {
+
+// The lock loop. woken: the caller is the waiter an unlock just woke
+// (kWoken is its to clear); fair_at: its due time if it parked before.
+int lock_loop(uthread_mutex_t* m, const uint64_t* deadline_ns, bool woken, uint64_t fair_at) {
   auto word = word_of(m);
-  uint64_t fair_at = 0;  // set when we first park
-  bool woken = false;    // we are the waiter an unlock woke (kWoken is ours)
-  bool requeue_front = false;
-  int spins = 0;
+  bool requeue_front = woken;
+  int spins = woken ? kSpins : 0;
   for (;;) {
     int w = word.load(std::memory_order_relaxed);
     if (woken) {
@@ -150,6 +152,30 @@ int mutex_word_lock_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns) {
     // to our polling, once per wake.
     spins = kSpins;
   }
+}
+
+}  // namespace
+
+int mutex_word_lock_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns) {
+  return lock_loop(m, deadline_ns, false, 0);
+}
+
+int mutex_word_lock_requeued(uthread_mutex_t* m, uth_sync_waiter* w) {
+  if (w->handed) return 0;
+  return lock_loop(m, nullptr, true, w->fair_at_ns);
+}
+
+void mutex_word_requeue(uthread_mutex_t* m, uth_sync_waiter* w) {
+  spin_pdr_lock(&m->qlock_);
+  w->requeued = true;
+  w->fair_at_ns = monotonic_now_ns() + kFairHandoffNs;
+  w->lock = &m->qlock_;
+  queue_push(&m->waiters_, w);
+  // Under the queue lock, as every setter of kParked that queues: the next
+  // unlock of m takes the slow path and finds w. If m is free now, the
+  // waiter the broadcast woke takes it and its unlock finds w.
+  word_of(m).fetch_or(kMutexParked, std::memory_order_relaxed);
+  spin_pdr_unlock(&m->qlock_);
 }
 
 int mutex_word_lock_spinning(uthread_mutex_t* m, const uint64_t* deadline_ns) {

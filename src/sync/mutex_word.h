@@ -44,6 +44,17 @@ inline constexpr uint64_t kFairHandoffNs = 1000 * 1000;
 // passed: 0 holding m, or ETIMEDOUT.
 int mutex_word_lock_blocking(uthread_mutex_t* m, const uint64_t* deadline_ns);
 
+// For a condition waiter that resumed after mutex_word_requeue put it on
+// m's queue: 0 once it holds m (it may have been handed m, or woken as
+// m's one woken waiter).
+int mutex_word_lock_requeued(uthread_mutex_t* m, uth_sync_waiter* w);
+
+// Moves a blocked, dequeued, untimed condition waiter onto m's queue
+// instead of waking it, marking m parked: a later unlock of m wakes it (or
+// hands m to it). A broadcast wakes one waiter and requeues the rest, so
+// they do not all wake to fight over m. Any context.
+void mutex_word_requeue(uthread_mutex_t* m, uth_sync_waiter* w);
+
 // Takes m by spinning: for kernel threads that are not uthreads.
 int mutex_word_lock_spinning(uthread_mutex_t* m, const uint64_t* deadline_ns);
 

@@ -49,6 +49,9 @@ struct uth_sync_waiter {
   // whether its waker handed it the lock (set by the waker, under lock).
   uint64_t fair_at_ns = 0;
   bool handed = false;
+  // A condition waiter that a broadcast moved onto its mutex's queue: its
+  // wake comes from a mutex unlock (mutex_word_requeue).
+  bool requeued = false;
   parlib::detail::TimedWait timer;    // armed iff the wait has a deadline
 };
 
