@@ -2,7 +2,10 @@
 // files over HTTP/1.1 on one of three schedulers chosen at start: Linux
 // NPTL, parlib's upthread, or a scheduler of its own on parlib's
 // schedule_ops. docs/kweb.md describes the design.
+#include <sched.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "backends.h"
@@ -28,6 +31,19 @@ int main(int argc, char **argv) {
   if (!srv.setup(&error)) {
     fprintf(stderr, "kweb: %s\n", error.c_str());
     return 2;
+  }
+  // Too many vcores is a bad option too, refused before a scheduler takes
+  // the process: as many as parlib will make (PARLIB_VCORES, else the
+  // CPUs of the affinity mask).
+  if (opts.sched != kweb::SchedKind::kNptl && opts.vcores > 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int most = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (const char *env = getenv("PARLIB_VCORES")) most = atoi(env) > 0 ? atoi(env) : most;
+    if (opts.vcores > most) {
+      fprintf(stderr, "kweb: --vcores %d: at most %d vcores\n", opts.vcores, most);
+      return 2;
+    }
   }
   switch (opts.sched) {
     case kweb::SchedKind::kNptl: return kweb::run_nptl(srv);
