@@ -38,3 +38,13 @@ if(TARGET upthread)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/upthread.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endif()
+
+# The gdb extension (docs/debugging.md), where gdb auto-loads it for
+# libparlib: <datadir>/gdb/auto-load/<the library's directory>/<its file
+# name>-gdb.py. gdb looks there by itself when the prefix is gdb's own
+# (/usr); for another prefix, add <prefix>/share/gdb/auto-load to gdb's
+# auto-load scripts-directory (docs/debugging.md says how).
+string(REGEX REPLACE "^/+" "" parlib_gdb_libdir "${CMAKE_INSTALL_FULL_LIBDIR}")
+install(FILES gdb/parlib_gdb.py
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/gdb/auto-load/${parlib_gdb_libdir}
+  RENAME libparlib.so.${PROJECT_VERSION}-gdb.py)

@@ -41,9 +41,10 @@ struct uthread {
 	const char *name_;            /* for diagnostics; may be NULL */
 	void (*entry_)(void);         /* where a fresh context starts */
 	uint32_t sysc_intr_;          /* syscall service: interrupt request, wait (syscall.cpp) */
-	uint32_t reserved32_;
+	uint32_t debug_id_;           /* its number for debuggers (docs/debugging.md) */
 	uint64_t cpu_ns_;             /* CPU time charged so far (cputime.cpp) */
-	uint64_t reserved_[2];
+	struct uthread *debug_next_;  /* the list of live uthreads that debuggers read */
+	struct uthread *debug_prev_;
 };
 
 /* The callbacks a 2LS provides. Unless noted, they run in vcore context. */
@@ -115,8 +116,11 @@ PARLIB_API void uthread_init(struct uthread *uth);
 PARLIB_API void init_uthread_ctx(struct uthread *uth, void (*entry)(void),
                                  void *stack_bottom, size_t stack_size);
 
-/* uthread_cleanup: releases what uthread_init() allocated (the TLS block).
- * uth must not be running. Any context. */
+/* uthread_cleanup: releases what uthread_init() allocated (the TLS block)
+ * and takes uth off the list of live uthreads that debuggers read (a
+ * uthread leaves it by itself when it exits). uth must not be running. Any
+ * context. Call it before freeing or reusing the memory of a uthread that
+ * was initialised but has not exited. */
 PARLIB_API void uthread_cleanup(struct uthread *uth);
 
 /* run_uthread: vcore context only; switches to uth (restoring its TLS,

@@ -21,6 +21,7 @@
 
 #include "common/raw_log.h"
 #include "uthread/cputime.h"
+#include "uthread/debug_registry.h"
 #include "uthread/setxid.h"
 #include "uthread/tls.h"
 #include "uthread/uthread_internal.h"
@@ -99,6 +100,7 @@ void init_uthread_layer() {
   setxid::init();
   g_off_current_uthread = tls_offset_of(&current_uthread);
   g_off_vcoreid = tls_offset_of(&tls_vcoreid);
+  debug_registry_init(g_off_vcoreid);
   set_stack_describer(describe_current_stack);
 }
 
@@ -151,6 +153,8 @@ void init_uthread_layer() {
     vcore_entry();
   }
   current_uthread = nullptr;
+  // An exiting uthread leaves the debuggers' list while it is still ours.
+  if (!req.saved) debug_registry_remove(req.uth);
   uth_state(req.uth).store(req.saved ? kUthStopped : kUthExited, std::memory_order_release);
   // From here on req.uth may be made runnable and run on another vcore: this
   // vcore must not touch it after the callback.
@@ -282,6 +286,7 @@ void uthread_lib_init(struct uthread *thread0) {
   thread0->tls_ = read_thread_pointer();
   thread0->flags_ = kUthFlagThread0;
   thread0->name_ = "thread0";
+  debug_registry_add(thread0);
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     pthread_attr_getstack(&attr, &thread0->stack_bottom_, &thread0->stack_size_);
@@ -311,6 +316,7 @@ void uthread_init(struct uthread *uth) {
   uth->tls_owned_ = 1;
   tls_var_in<struct uthread *>(uth->tls_, g_off_current_uthread) = uth;
   uth_state(uth).store(kUthCreated, std::memory_order_release);
+  debug_registry_add(uth);
 }
 
 void init_uthread_ctx(struct uthread *uth, void (*entry)(void), void *stack_bottom,
@@ -332,6 +338,7 @@ void uthread_cleanup(struct uthread *uth) {
   uint32_t s = uth_state(uth).load(std::memory_order_acquire);
   PARLIB_CHECK(s != kUthRunning, "uthread_cleanup: uthread %p (%s) is running",
                static_cast<void *>(uth), name_of(uth));
+  debug_registry_remove(uth);
   if (uth->tls_owned_ && uth->tls_ != nullptr)
     tls::release(uth->tls_, (uth->flags_ & kUthFlagRanDestructors) != 0);
   uth->tls_ = nullptr;
