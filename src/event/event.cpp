@@ -21,6 +21,7 @@
 
 #include "common/raw_log.h"
 #include "event/event_internal.h"
+#include "event/stall.h"
 #include "event/event_queue.h"
 #include "event/foreign_call.h"
 #include "uthread/uthread_internal.h"
@@ -153,13 +154,16 @@ void on_notify(int sig, siginfo_t *info, void *uctx) {
   // timer and state below belong to it.
   if (vc.tid.load(std::memory_order_relaxed) != static_cast<pid_t>(syscall(SYS_gettid))) return;
   VcoreEvents &ev = g_events[vc.id];
+  auto *uc = static_cast<ucontext_t *>(uctx);
+  const auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (g_stall_detector_on.load(std::memory_order_relaxed) && is_safe_point(pc))
+    stall_report_due(vc.id, uth, pc);
   if (!vc.notif_pending.load(std::memory_order_seq_cst)) return;
   if (uth->notif_disabled_depth_ > 0 || ev.notifs_disabled.load(std::memory_order_relaxed)) {
     ev.deferred.fetch_add(1, std::memory_order_relaxed);
     return;  // re-enabling delivers it
   }
-  auto *uc = static_cast<ucontext_t *>(uctx);
-  if (!is_safe_point(static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]))) {
+  if (!is_safe_point(pc)) {
     ev.deferred.fetch_add(1, std::memory_order_relaxed);
     arm_retry(ev);
     return;
@@ -253,6 +257,7 @@ void init_events() {
   set_vcore_work_probe(vcore_has_events);
   g_notif_pending_hook = deliver_deferred_notification;
   g_handle_events_hook = handle_events_if_any;
+  init_stall_detector(kNotifySignal);
 }
 
 bool on_a_vcore() { return tls_in_vcore_context || current_uthread != nullptr; }

@@ -129,7 +129,18 @@ void init_uthread_layer() {
   setxid::park_main_task();
 }
 
+// A uthread starts running on vc: a scheduling point for the stall
+// detector, unless uth merely resumes after a notification interrupted it
+// (it never left: vc.running still names it). Plain stores: only vc's own
+// task writes these.
+inline void note_running(Vcore &vc, struct uthread *uth) {
+  if (vc.running.load(std::memory_order_relaxed) == uth) return;
+  vc.running.store(uth, std::memory_order_relaxed);
+  vc.runs.store(vc.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 [[noreturn]] void switch_to_uthread(Vcore &vc, struct uthread *uth) {
+  note_running(vc, uth);
 #ifdef PARLIB_ASAN
   tls::sync_sanitizer_tls(vc.tcb, uth->tls_);
   __sanitizer_start_switch_fiber(nullptr, uth->stack_bottom_, uth->stack_size_);
@@ -172,6 +183,9 @@ __attribute__((noinline)) void yield_on_vcore_stack(void *p) {
   YieldRequest req = *static_cast<YieldRequest *>(p);
   Vcore &vc = this_vcore();
   cputime::switch_point(vc, nullptr);  // before the callback publishes req.uth
+  // The uthread gave the vcore up (a notification's interruption does not
+  // count: the stall detector still sees it here).
+  if (!req.interrupted) vc.running.store(nullptr, std::memory_order_relaxed);
 #ifdef PARLIB_ASAN
   tls::sync_sanitizer_tls(req.uth->tls_, vc.tcb);
 #endif
@@ -445,6 +459,7 @@ void uthread_switch_to(struct uthread *next, void (*after)(struct uthread *, voi
   // Vcore context's view of what runs here, should a notification enter it.
   tls_var_in<struct uthread *>(vc.tcb, g_off_current_uthread) = next;
   cputime::switch_point(vc, next);
+  note_running(vc, next);
 #ifdef PARLIB_ASAN
   tls::sync_sanitizer_tls(self->tls_, next->tls_);
   __sanitizer_start_switch_fiber(&self->asan_fake_stack_, next->stack_bottom_, next->stack_size_);

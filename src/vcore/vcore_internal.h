@@ -54,6 +54,11 @@ struct alignas(128) Vcore {
   uint64_t acct_mark_ns = 0;
   uint64_t acct_sync_cpu_ns = 0;
   uint64_t acct_sync_wall_ns = 0;
+  // What the stall detector (event/stall.cpp) watches, written only by this
+  // vcore's switch path: the uthread running here (null in vcore context)
+  // and how many times a uthread was started or switched to here.
+  std::atomic<struct uthread *> running{nullptr};
+  std::atomic<uint64_t> runs{0};
 
   void *stack_top() const { return static_cast<char *>(stack_bottom) + stack_size; }
 };

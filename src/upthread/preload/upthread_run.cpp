@@ -1,4 +1,4 @@
-// upthread-run [-n VCORES] [--sched-period USEC] [--stats] -- prog args...
+// upthread-run [-n VCORES] [--sched-period USEC] [--stall-ms MS] [--stats] -- prog args...
 //
 // Sets the shim's environment and LD_PRELOAD (the shim's absolute path:
 // beside this binary in the build tree, or in the install's lib folder)
@@ -19,10 +19,13 @@ constexpr const char *kShim = "libupthread-preload.so";
 [[noreturn]] void usage(const char *msg) {
   if (msg != nullptr) fprintf(stderr, "upthread-run: %s\n", msg);
   fprintf(stderr,
-          "usage: upthread-run [-n VCORES] [--sched-period USEC] [--stats] -- prog [args...]\n"
+          "usage: upthread-run [-n VCORES] [--sched-period USEC] [--stall-ms MS] [--stats] -- "
+          "prog [args...]\n"
           "  -n VCORES            vcores to use (PARLIB_VCORES; default: CPUs in the mask)\n"
           "  --sched-period USEC  preemption period, 0 = cooperative (UPTHREAD_SCHED_PERIOD_US;\n"
           "                       default 10000)\n"
+          "  --stall-ms MS        report a thread that keeps its vcore MS ms without a\n"
+          "                       scheduling point (PARLIB_STALL_MS)\n"
           "  --stats              per-vcore counters at exit (PARLIB_STATS=1)\n");
   exit(2);
 }
@@ -68,6 +71,9 @@ int run(int argc, char **argv) {
     } else if (strcmp(a, "--sched-period") == 0) {
       if (++i >= argc || !all_digits(argv[i])) usage("--sched-period wants microseconds");
       setenv("UPTHREAD_SCHED_PERIOD_US", argv[i], 1);
+    } else if (strcmp(a, "--stall-ms") == 0) {
+      if (++i >= argc || !all_digits(argv[i])) usage("--stall-ms wants milliseconds");
+      setenv("PARLIB_STALL_MS", argv[i], 1);
     } else if (strcmp(a, "--stats") == 0) {
       setenv("PARLIB_STATS", "1", 1);
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
