@@ -152,6 +152,9 @@ int run_pending_signals(struct upthread *self);
 // schedule_ops.thread_sysc_interrupted: runs what is pending.
 int thread_sysc_interrupted(struct uthread *uth);
 void count_live(int delta);
+// PARLIB_STATS=json (stats_json.cpp): whether it is set, and the printer.
+bool stats_as_json();
+void print_stats_json();
 
 // What the stuck-vcore monitor (monitor.cpp) reads and does. vcore_slots():
 // max_vcores() plus the spare vcores that have run so far.

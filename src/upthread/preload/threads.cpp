@@ -288,8 +288,8 @@ __attribute__((constructor)) static void preload_init() {
   if (v != nullptr && !parse_u64(v, 10'000'000, &period))
     bad_env("UPTHREAD_SCHED_PERIOD_US", v, "want microseconds 0..10000000 (0 = cooperative)");
   v = getenv("PARLIB_STATS");
-  if (v != nullptr && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
-    bad_env("PARLIB_STATS", v, "want 0 or 1");
+  if (v != nullptr && strcmp(v, "0") != 0 && strcmp(v, "1") != 0 && strcmp(v, "json") != 0)
+    bad_env("PARLIB_STATS", v, "want 0, 1 or json");
   v = getenv("PARLIB_VCORES");
   uint64_t n;
   if (v != nullptr && (!parse_u64(v, PARLIB_MAX_VCORES, &n) || n == 0))
