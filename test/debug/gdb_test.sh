@@ -94,6 +94,11 @@ check live "${live}" || status=1
 # pools, whose guards are MADV_GUARD_INSTALL regions, and would write zeros
 # for them): the program runs to its checkpoint, then SIGABRT dumps it.
 pattern=$(cat /proc/sys/kernel/core_pattern 2>/dev/null)
+if ldd "${target}" 2>/dev/null | grep -q libasan; then
+  # ASan turns core dumps off (disable_coredump: its shadow is terabytes).
+  echo "SKIP (core): an AddressSanitizer build writes no core file"
+  exit "${status}"
+fi
 if [[ ${pattern} == "|"* || ${pattern} == */* ]]; then
   echo "SKIP (core): the kernel's core_pattern (${pattern}) does not write a core file here"
   exit "${status}"
