@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "common/raw_log.h"
+#include "event/foreign_call.h"
 #include "vcore/vcore_internal.h"
 
 namespace parlib::detail {
@@ -104,8 +105,9 @@ void *monitor(void *) {
           continue;
         }
       }
-      pid_t tid = vc.tid.load(std::memory_order_acquire);
-      if (tid != 0) syscall(SYS_tgkill, getpid(), tid, g_signal);
+      // The runtime's own signal (foreign_call.cpp), which on_notify tells
+      // from the program's; refused while the task is in a foreign call.
+      if (vc.tid.load(std::memory_order_acquire) != 0) signal_vcore_task(static_cast<uint32_t>(i));
     }
   }
   return nullptr;
