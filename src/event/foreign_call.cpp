@@ -41,6 +41,9 @@ constexpr uint32_t kSender = 2;
 
 struct alignas(64) Gate {
   std::atomic<uint32_t> word{0};
+  // The uthread inside the foreign call while bit 0 is set (else null),
+  // for foreign_call_kick.
+  std::atomic<::uthread *> caller{nullptr};
   // Signals queued to the task, and those whose handler started. Only
   // begin() compares them, with no sender active; it resets arrived.
   std::atomic<uint32_t> sent{0};
@@ -64,6 +67,21 @@ void wait_for_senders(Gate &g) {
     else
       syscall(SYS_sched_yield);  // it may be preempted on our CPU
   }
+}
+
+void queue_runtime_signal(Gate &g, uint32_t id) {
+  g.sent.fetch_add(1, std::memory_order_relaxed);
+  // rt_tgsigqueueinfo rather than tgkill: the si_value names the vcore, so
+  // the handler tells the runtime's signals from the program's SIGUSR1s
+  // (a tgkill of the program's has SI_TKILL and our pid too).
+  siginfo_t si{};
+  si.si_signo = kNotifySignal;
+  si.si_code = SI_QUEUE;
+  si.si_pid = g_pid;
+  si.si_uid = 0;
+  si.si_value.sival_ptr = &g;
+  syscall(SYS_rt_tgsigqueueinfo, g_pid, vcore_of(id).tid.load(std::memory_order_acquire),
+          kNotifySignal, &si);
 }
 
 }  // namespace
@@ -103,18 +121,7 @@ bool signal_vcore_task(uint32_t id) {
   do {
     if (w & kInForeignCall) return false;
   } while (!g.word.compare_exchange_weak(w, w + kSender, std::memory_order_seq_cst));
-  g.sent.fetch_add(1, std::memory_order_relaxed);
-  // rt_tgsigqueueinfo rather than tgkill: the si_value names the vcore, so
-  // the handler tells the runtime's signals from the program's SIGUSR1s
-  // (a tgkill of the program's has SI_TKILL and our pid too).
-  siginfo_t si{};
-  si.si_signo = kNotifySignal;
-  si.si_code = SI_QUEUE;
-  si.si_pid = g_pid;
-  si.si_uid = 0;
-  si.si_value.sival_ptr = &g;
-  syscall(SYS_rt_tgsigqueueinfo, g_pid, vcore_of(id).tid.load(std::memory_order_acquire),
-          kNotifySignal, &si);
+  queue_runtime_signal(g, id);
   // release: begin() reads sent after it sees the sender gone.
   g.word.fetch_sub(kSender, std::memory_order_release);
   return true;
@@ -136,6 +143,7 @@ int foreign_call_begin() {
       return 1;
     }
     g.word.fetch_or(kInForeignCall, std::memory_order_seq_cst);
+    g.caller.store(uth, std::memory_order_release);
     wait_for_senders(g);
     bool pending = disarm_retry_timer(id);
     uint32_t sent = g.sent.load(std::memory_order_relaxed);
@@ -153,6 +161,7 @@ int foreign_call_begin() {
       errno = saved_errno;
       return 2;
     }
+    g.caller.store(nullptr, std::memory_order_relaxed);
     g.word.fetch_and(~kInForeignCall, std::memory_order_seq_cst);
     uth_enable_notifs();  // runs it; the uthread may come back on another vcore
     uth_disable_notifs();
@@ -162,9 +171,28 @@ int foreign_call_begin() {
 void foreign_call_end(int token) {
   if (token == 0) return;
   int saved_errno = errno;  // the call's
-  if (token == 2) g_gates[tls_vcoreid].word.fetch_and(~kInForeignCall, std::memory_order_seq_cst);
+  if (token == 2) {
+    Gate &g = g_gates[tls_vcoreid];
+    g.caller.store(nullptr, std::memory_order_relaxed);
+    g.word.fetch_and(~kInForeignCall, std::memory_order_seq_cst);
+  }
   uth_enable_notifs();  // delivers a notification that came meanwhile
   errno = saved_errno;
+}
+
+bool foreign_call_kick(::uthread *uth) {
+  for (int i = 0; i < g_nr_gates; ++i) {
+    Gate &g = g_gates[i];
+    // acquire: pairs with begin()'s store; the bit is read after it.
+    if (g.caller.load(std::memory_order_acquire) != uth) continue;
+    if (!(g.word.load(std::memory_order_seq_cst) & kInForeignCall)) return false;
+    // The call may end before this lands: the signal then reaches the
+    // vcore as a notification with nothing pending, which its handler
+    // counts and ignores (begin() accounts for it through sent/arrived).
+    queue_runtime_signal(g, static_cast<uint32_t>(i));
+    return true;
+  }
+  return false;
 }
 
 }  // namespace parlib::detail
@@ -175,6 +203,7 @@ extern "C" {
 
 PARLIB_API int __parlib_foreign_call_begin(void) { return foreign_call_begin(); }
 PARLIB_API void __parlib_foreign_call_end(int token) { foreign_call_end(token); }
+PARLIB_API int __parlib_foreign_call_kick(::uthread *uth) { return foreign_call_kick(uth); }
 PARLIB_API int __parlib_is_runtime_signal(const siginfo_t *info) {
   return runtime_signal_vcore(info) >= 0;
 }

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+struct uthread;  // <parlib/uthread.h>
+
 namespace parlib::detail {
 
 // Event layer start-up: gates for n vcores (spares included).
@@ -45,6 +47,15 @@ void runtime_signal_arrived(uint32_t id, const siginfo_t *info);
 int foreign_call_begin();
 void foreign_call_end(int token);
 
+// upthread_kill of a uthread that waits in a foreign call: the program
+// means to interrupt that call, and the gate would hold every signal of the
+// runtime back. Sends the runtime's signal to the task anyway, as before
+// there was a gate: a wait in the sigwait family whose set has SIGUSR1
+// returns it (pbzip2 wakes its signal thread so: pthread_kill(SIGUSR1));
+// any other interruptible wait ends with EINTR, which glibc's sigwait
+// retries. Returns true if uth was in a foreign call. Any context.
+bool foreign_call_kick(::uthread *uth);
+
 // The RAII form, nestable.
 class ForeignCall {
  public:
@@ -64,6 +75,8 @@ class ForeignCall {
 extern "C" {
 int __parlib_foreign_call_begin(void);
 void __parlib_foreign_call_end(int token);
+// foreign_call_kick, for libupthread.
+int __parlib_foreign_call_kick(::uthread *uth);
 // Nonzero if info is one of the runtime's own signals.
 int __parlib_is_runtime_signal(const siginfo_t *info);
 }

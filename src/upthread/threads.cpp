@@ -14,6 +14,7 @@
 #include <cstring>
 #include <new>
 
+#include "event/foreign_call.h"
 #include "upthread/upthread_internal.h"
 
 using namespace parlib::detail::upthread_impl;
@@ -430,6 +431,11 @@ int upthread_kill(upthread_t thread, int sig) {
     // is looked at there: a masked signal costs the call a restart.
     parlib_syscall_interrupt(&thread->uth);
   }
+  // A target waiting in a call of the program's that parlib does not serve
+  // (sigwait, pause, waitpid, ...) is woken as it was before the foreign
+  // call gate (event/foreign_call.h). Only the handler part above looks at
+  // the signal; this makes the target's kernel wait return.
+  if (thread != upthread_self()) __parlib_foreign_call_kick(&thread->uth);
   return 0;
 }
 
