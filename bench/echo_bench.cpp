@@ -313,6 +313,34 @@ pthread_t start_pthread(void *(*fn)(void *), void *arg) {
   return t;
 }
 
+// On a plain thread, once the clients run: lets them run for --seconds,
+// tells them to stop and returns when the measured time ended.
+uint64_t measure_then_stop(Run &run) {
+  const double seconds = run.opt->seconds;
+  struct timespec d;
+  d.tv_sec = static_cast<time_t>(seconds);
+  d.tv_nsec = static_cast<long>((seconds - static_cast<double>(d.tv_sec)) * 1e9);
+  nanosleep(&d, nullptr);
+  run.stop = true;
+  return now_ns();
+}
+
+// Runs a variant whose whole run happens on a plain thread (main_fn on a
+// Ctx with run, t0 and t1), from this uthread: it waits without blocking
+// its vcore (a uthread's usleep), then joins.
+template <typename Ctx>
+Result run_on_plain_thread(const Options &o, void *(*main_fn)(void *)) {
+  Run run;
+  prepare(run, o);
+  Ctx ctx;
+  ctx.run = &run;
+  pthread_t t = start_pthread(main_fn, &ctx);
+  while (ctx.t1 == 0) usleep(10000);
+  pthread_join(t, nullptr);
+  close(run.listen_fd);
+  return summarize(run, static_cast<double>(ctx.t1.load() - ctx.t0) / 1e9);
+}
+
 struct NptlCtx {
   Run *run;
   std::vector<UthArg> args;
@@ -365,30 +393,14 @@ void *nptl_main(void *p) {
         },
         &ctx->args[static_cast<size_t>(i)]));
   }
-  struct timespec d;
-  d.tv_sec = static_cast<time_t>(o.seconds);
-  d.tv_nsec = static_cast<long>((o.seconds - static_cast<double>(d.tv_sec)) * 1e9);
-  nanosleep(&d, nullptr);
-  run.stop = true;
-  ctx->t1 = now_ns();
+  ctx->t1 = measure_then_stop(run);
   for (pthread_t t : ctx->clients) pthread_join(t, nullptr);
   pthread_join(acceptor, nullptr);
   for (pthread_t t : ctx->servers) pthread_join(t, nullptr);
   return nullptr;
 }
 
-Result run_nptl(const Options &o) {
-  Run run;
-  prepare(run, o);
-  NptlCtx ctx;
-  ctx.run = &run;
-  pthread_t t = start_pthread(nptl_main, &ctx);
-  // Wait without blocking this vcore (a uthread's usleep), then join.
-  while (ctx.t1 == 0) usleep(10000);
-  pthread_join(t, nullptr);
-  close(run.listen_fd);
-  return summarize(run, static_cast<double>(ctx.t1.load() - ctx.t0) / 1e9);
-}
+Result run_nptl(const Options &o) { return run_on_plain_thread<NptlCtx>(o, nptl_main); }
 
 // --- epoll ------------------------------------------------------------------
 
@@ -582,12 +594,7 @@ void *epoll_main(void *p) {
   ctx->t0 = now_ns();
   std::vector<pthread_t> threads;
   for (EpollLoop &loop : ctx->loops) threads.push_back(start_pthread(epoll_loop, &loop));
-  struct timespec d;
-  d.tv_sec = static_cast<time_t>(o.seconds);
-  d.tv_nsec = static_cast<long>((o.seconds - static_cast<double>(d.tv_sec)) * 1e9);
-  nanosleep(&d, nullptr);
-  run.stop = true;
-  ctx->t1 = now_ns();
+  ctx->t1 = measure_then_stop(run);
   for (pthread_t t : threads) pthread_join(t, nullptr);
   for (EpollLoop &loop : ctx->loops) {
     run.errors += loop.errors.load();
@@ -598,17 +605,7 @@ void *epoll_main(void *p) {
   return nullptr;
 }
 
-Result run_epoll(const Options &o) {
-  Run run;
-  prepare(run, o);
-  EpollCtx ctx;
-  ctx.run = &run;
-  pthread_t t = start_pthread(epoll_main, &ctx);
-  while (ctx.t1 == 0) usleep(10000);  // a uthread's sleep: this vcore stays free
-  pthread_join(t, nullptr);
-  close(run.listen_fd);
-  return summarize(run, static_cast<double>(ctx.t1.load() - ctx.t0) / 1e9);
-}
+Result run_epoll(const Options &o) { return run_on_plain_thread<EpollCtx>(o, epoll_main); }
 
 void print(const char *name, const Result &r, bool json, bool last) {
   double rps = r.seconds > 0 ? static_cast<double>(r.requests) / r.seconds : 0;
