@@ -42,6 +42,11 @@ F real_fn(std::atomic<void *> &slot, const char *name) {
     return ::parlib::detail::preload::real_fn<decltype(&name)>(slot_, #name); \
   }())
 
+// Whether ret (a return address) is in libparlib or libupthread: the
+// runtime's own calls (its kernel threads, their masks, its sleeps) go to
+// glibc (threads.cpp).
+bool from_runtime(void *ret);
+
 // Set in a fork child: the child has one kernel task and no vcores, so
 // from then on every call behaves natively (see docs/preload.md).
 extern std::atomic<bool> g_native_only;
@@ -131,8 +136,15 @@ void attr_set_sched(pthread_attr_t *attr, SchedState *s);
 SchedState *self_sched();
 
 // The upthread behind a pthread_t, or nullptr for a glibc thread
-// (threads.cpp).
+// (threads.cpp); is_upthread_handle: whether t is a upthread's handle.
 struct upthread *upthread_of(pthread_t t);
+bool is_upthread_handle(pthread_t t);
+// Ends the calling upthread as pthread_exit(retval) does (threads.cpp).
+[[noreturn]] void exit_self(void *retval);
+
+// The shim's SIGUSR1 dispatcher (signals.cpp), installed by the
+// constructor once the runtime's handler is in place.
+void share_usr1();
 
 // Lets the caller's vcore run something else (a uthread) or the kernel
 // schedule another task.

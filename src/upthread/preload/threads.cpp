@@ -1,5 +1,6 @@
-// libupthread-preload.so: thread lifecycle, keys, signals, affinity, the
-// futex system call, fork, and the start-up environment.
+// libupthread-preload.so: thread lifecycle, keys, affinity, the futex
+// system call, fork, and the start-up environment (signals: signals.cpp;
+// cancellation: cancel.cpp).
 //
 // A thread is a upthread when a uthread created it (main is one from
 // libupthread's constructor on); a thread created elsewhere (by the
@@ -103,6 +104,8 @@ int find_runtime_ranges() {
   return n;
 }
 
+}  // namespace
+
 bool from_runtime(void *ret) {
   int n = g_num_runtime.load(std::memory_order_acquire);
   if (n < 0) n = find_runtime_ranges();
@@ -111,6 +114,8 @@ bool from_runtime(void *ret) {
     if (pc >= g_runtime[i].lo && pc < g_runtime[i].hi) return true;
   return false;
 }
+
+namespace {
 
 // The handle a program sees as pthread_t for a upthread. Its first word is
 // kMagic; the first word of glibc's struct pthread (a pthread_t of a glibc
@@ -269,12 +274,6 @@ void child_after_fork() {
 }
 
 }  // namespace
-}  // namespace parlib::detail::preload
-
-namespace parlib::detail::preload {
-namespace {
-void share_usr1();
-}
 }  // namespace parlib::detail::preload
 
 using namespace parlib::detail::preload;
@@ -491,82 +490,8 @@ struct upthread *upthread_of(pthread_t t) {
   // Read racily by identity.cpp while upthread_create stores it.
   return s != nullptr ? __atomic_load_n(&s->ut, __ATOMIC_ACQUIRE) : nullptr;
 }
-}  // namespace parlib::detail::preload
-
-SHIM_EXPORT int pthread_kill(pthread_t t, int sig) {
-  ShimThread *s = as_shim(t);
-  if (s == nullptr) return REAL(pthread_kill)(t, sig);
-  return upthread_kill(s->ut, sig);
-}
-
-SHIM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
-  if (!on_uthread() || from_runtime(__builtin_return_address(0)))
-    return REAL(pthread_sigmask)(how, set, old);
-  return upthread_sigmask(how, set, old);
-}
-
-// Cancellation of a upthread: libupthread's request and state
-// (upthread_cancel wakes a target blocked in a cancellation point); the
-// shim's cancellation points act on it by unwinding (exit_thread).
-// PTHREAD_CANCEL_ASYNCHRONOUS is recorded and acts as deferred.
-SHIM_EXPORT int pthread_cancel(pthread_t t) {
-  ShimThread *s = as_shim(t);
-  if (s == nullptr) return REAL(pthread_cancel)(t);
-  return upthread_cancel(s->ut);
-}
-SHIM_EXPORT int pthread_setcancelstate(int state, int *old) {
-  if (!on_uthread()) return REAL(pthread_setcancelstate)(state, old);
-  return upthread_setcancelstate(state, old);
-}
-SHIM_EXPORT int pthread_setcanceltype(int type, int *old) {
-  if (!on_uthread()) return REAL(pthread_setcanceltype)(type, old);
-  return upthread_setcanceltype(type, old);
-}
-SHIM_EXPORT void pthread_testcancel(void) {
-  if (!on_uthread()) return REAL(pthread_testcancel)();
-  testcancel();
-}
-
-namespace parlib::detail::preload {
-
-void testcancel() {
-  if (!on_uthread()) return;
-  struct upthread *me = upthread_self();
-  if (me != nullptr && upthread_impl::cancel_due(me)) exit_thread(tl_self, PTHREAD_CANCELED);
-}
-
-bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req) {
-  if (!on_uthread() || from_runtime(ret) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC))
-    return false;
-  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return false;
-  // With cancellation disabled (only this thread can enable it) the sleep
-  // need not be interruptible: the caller's sleep on the ring will do.
-  struct upthread *me = upthread_self();
-  if (me == nullptr || (me->cancel.load(std::memory_order_relaxed) &
-                        (upthread_impl::kCancelDisabled | upthread_impl::kCancelExiting)))
-    return false;
-  testcancel();
-  timespec abs = *req;
-  if (!(flags & TIMER_ABSTIME)) {
-    // A relative sleep: the deadline on clock.
-    clock_gettime(clock, &abs);
-    abs.tv_sec += req->tv_sec;
-    abs.tv_nsec += req->tv_nsec;
-    if (abs.tv_nsec >= 1000000000) {
-      abs.tv_nsec -= 1000000000;
-      abs.tv_sec += 1;
-    }
-  }
-  // A timed wait on a word nobody else wakes: only the deadline or a
-  // cancellation (its kick) ends it.
-  int never = 0;
-  for (;;) {
-    int r = futex_wait_cancellable(&never, 0, &abs, clock);
-    if (r == ECANCELED) testcancel();
-    if (r == ETIMEDOUT) return true;
-  }
-}
-
+bool is_upthread_handle(pthread_t t) { return as_shim(t) != nullptr; }
+void exit_self(void *retval) { exit_thread(tl_self, retval); }
 }  // namespace parlib::detail::preload
 
 // Affinity and scheduling parameters of a upthread: it is not a kernel
@@ -719,109 +644,4 @@ SHIM_EXPORT long syscall(long number, ...) {
     return r;
   }
   return REAL(syscall)(number, a1, a2, a3, a4, a5, a6);
-}
-
-// ============================================================= SIGUSR1
-
-// The runtime notifies vcores with SIGUSR1 (queued with a cookie naming
-// the vcore, from this process or its retry timers). A program that
-// installs its own SIGUSR1 handler must not take that away, and must still
-// get the SIGUSR1s sent to it. The shim puts a dispatcher in front of the
-// runtime's handler: the runtime's signals (event/foreign_call.h's test)
-// go to it, others to the program's action, which sigaction() and signal()
-// keep in a shadow.
-namespace parlib::detail::preload {
-namespace {
-struct sigaction g_runtime_usr1;
-std::atomic<bool> g_usr1_shared{false};
-// The program's action. A plain struct written by sigaction() and read by
-// the dispatcher: programs set handlers before raising signals, and a torn
-// read here would be a torn read under glibc too.
-struct sigaction g_program_usr1;
-// glibc's functions the dispatcher needs, looked up before any signal can
-// arrive (dlsym is not async-signal-safe).
-decltype(&sigaction) g_real_sigaction = nullptr;
-decltype(&pthread_sigmask) g_real_sigmask = nullptr;
-
-void usr1_dispatch(int sig, siginfo_t *info, void *uctx) {
-  if (__parlib_is_runtime_signal(info)) {
-    g_runtime_usr1.sa_sigaction(sig, info, uctx);
-    return;
-  }
-  const struct sigaction &p = g_program_usr1;
-  if (p.sa_flags & SA_SIGINFO) {
-    if (p.sa_sigaction != nullptr) p.sa_sigaction(sig, info, uctx);
-  } else if (p.sa_handler == SIG_DFL) {
-    // SIGUSR1's default action: terminate, with the signal as the status.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    g_real_sigaction(SIGUSR1, &dfl, nullptr);
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGUSR1);
-    g_real_sigmask(SIG_UNBLOCK, &s, nullptr);
-    kill(getpid(), SIGUSR1);
-  } else if (p.sa_handler != SIG_IGN) {
-    p.sa_handler(sig);
-  }
-}
-
-// Called from the constructor: the runtime's handler is installed by now.
-void share_usr1() {
-  g_real_sigaction = REAL(sigaction);
-  g_real_sigmask = REAL(pthread_sigmask);
-  struct sigaction cur;
-  if (g_real_sigaction(SIGUSR1, nullptr, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) ||
-      cur.sa_sigaction == nullptr)
-    return;
-  g_runtime_usr1 = cur;
-  g_program_usr1 = {};
-  g_program_usr1.sa_handler = SIG_DFL;
-  struct sigaction mine = cur;
-  mine.sa_sigaction = usr1_dispatch;
-  g_real_sigaction(SIGUSR1, &mine, nullptr);
-  g_usr1_shared.store(true, std::memory_order_release);
-}
-}  // namespace
-}  // namespace parlib::detail::preload
-
-SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
-  if (sig != SIGUSR1 || !g_usr1_shared.load(std::memory_order_acquire) ||
-      from_runtime(__builtin_return_address(0)))
-    return REAL(sigaction)(sig, act, old);
-  if (old != nullptr) *old = g_program_usr1;
-  if (act != nullptr) g_program_usr1 = *act;
-  return 0;
-}
-
-SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
-  if (sig != SIGUSR1 || !g_usr1_shared.load(std::memory_order_acquire))
-    return REAL(signal)(sig, handler);
-  if (handler == SIG_ERR) {
-    errno = EINVAL;
-    return SIG_ERR;
-  }
-  // glibc's signal() has BSD semantics: SA_RESTART, handler kept.
-  struct sigaction act {}, old{};
-  act.sa_handler = handler;
-  act.sa_flags = SA_RESTART;
-  sigemptyset(&act.sa_mask);
-  sigaction(sig, &act, &old);
-  return (old.sa_flags & SA_SIGINFO) ? reinterpret_cast<sighandler_t>(reinterpret_cast<void *>(old.sa_sigaction))
-                                     : old.sa_handler;
-}
-
-// raise() is tgkill to the calling task, which would look like one of the
-// runtime's notifications; from a upthread it is upthread_kill of itself
-// (the handler runs before raise returns, as POSIX asks).
-SHIM_EXPORT int raise(int sig) {
-  if (ShimThread *s = tl_self; s != nullptr && on_uthread() && sig == SIGUSR1) {
-    int err = upthread_kill(s->ut, sig);
-    if (err != 0) {
-      errno = err;
-      return -1;
-    }
-    return 0;
-  }
-  return REAL(raise)(sig);
 }
