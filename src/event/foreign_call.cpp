@@ -15,6 +15,14 @@
 // The notification itself is not lost: its sender set notif_pending before
 // looking at the word (both seq_cst), and end() clears the bit (seq_cst)
 // before uth_enable_notifs() looks at notif_pending.
+//
+// The program's own signals to the uthread in the call (foreign_call_hold):
+// once the 2LS has loaded the uthread's signal mask into the task (the
+// enter hook), begin() sets kAccepts; a sender holds the gate (a count in
+// the word's top bits, taken with a CAS that needs kAccepts and then
+// rechecked against the caller) while it signals the task, and end(),
+// which clears kAccepts with bit 0, waits for holders before the exit hook
+// takes back what the kernel kept pending and restores the task's mask.
 #include "event/foreign_call.h"
 
 #include <parlib/uthread.h>
@@ -37,7 +45,11 @@ namespace {
 
 constexpr int kNotifySignal = SIGUSR1;
 constexpr uint32_t kInForeignCall = 1;
-constexpr uint32_t kSender = 2;
+constexpr uint32_t kSender = 2;                       // bits 1..13: the runtime's senders
+constexpr uint32_t kSenderMask = 0x3ffe;
+constexpr uint32_t kAccepts = uint32_t{1} << 14;      // the program's signals may be sent
+constexpr uint32_t kHolder = uint32_t{1} << 15;       // bits 15..31: their senders
+constexpr uint32_t kHolderMask = ~(kHolder - 1);
 
 struct alignas(64) Gate {
   std::atomic<uint32_t> word{0};
@@ -48,7 +60,12 @@ struct alignas(64) Gate {
   // begin() compares them, with no sender active; it resets arrived.
   std::atomic<uint32_t> sent{0};
   std::atomic<uint32_t> arrived{0};
+  // The program's signals sent to the task by holders during this call
+  // (bit n-1: signal n), for the exit hook.
+  std::atomic<uint64_t> program_sent{0};
 };
+
+std::atomic<const ForeignSignalHooks *> g_signal_hooks{nullptr};
 
 Gate *g_gates = nullptr;
 int g_nr_gates = 0;
@@ -61,11 +78,20 @@ void deliver_pending_signals() { (void)getppid(); }
 
 void wait_for_senders(Gate &g) {
   // A sender is between its CAS and its fetch_sub: one system call.
-  for (int spins = 0; (g.word.load(std::memory_order_acquire) >> 1) != 0; ++spins) {
+  for (int spins = 0; (g.word.load(std::memory_order_acquire) & kSenderMask) != 0; ++spins) {
     if (spins < 64)
       __builtin_ia32_pause();
     else
       syscall(SYS_sched_yield);  // it may be preempted on our CPU
+  }
+}
+
+void wait_for_holders(Gate &g) {
+  for (int spins = 0; (g.word.load(std::memory_order_acquire) & kHolderMask) != 0; ++spins) {
+    if (spins < 64)
+      __builtin_ia32_pause();
+    else
+      syscall(SYS_sched_yield);
   }
 }
 
@@ -158,6 +184,13 @@ int foreign_call_begin() {
     // long, when this is the outermost hold (else enabling defers it).
     if (uth->notif_disabled_depth_ != 1 ||
         !this_vcore().notif_pending.load(std::memory_order_seq_cst)) {
+      if (const ForeignSignalHooks *h = g_signal_hooks.load(std::memory_order_acquire)) {
+        h->enter(uth);
+        // seq_cst: a sender marks its signal pending on the uthread before
+        // it looks for kAccepts; accepted() looks at those after this.
+        g.word.fetch_or(kAccepts, std::memory_order_seq_cst);
+        h->accepted(uth, vcore_of(id).tid.load(std::memory_order_relaxed));
+      }
       errno = saved_errno;
       return 2;
     }
@@ -173,26 +206,49 @@ void foreign_call_end(int token) {
   int saved_errno = errno;  // the call's
   if (token == 2) {
     Gate &g = g_gates[tls_vcoreid];
-    g.caller.store(nullptr, std::memory_order_relaxed);
-    g.word.fetch_and(~kInForeignCall, std::memory_order_seq_cst);
+    g.caller.store(nullptr, std::memory_order_seq_cst);
+    uint32_t w = g.word.fetch_and(~(kInForeignCall | kAccepts), std::memory_order_seq_cst);
+    if (w & kAccepts) {
+      // Each holder's signal is on the task once it lets go.
+      if (w & kHolderMask) wait_for_holders(g);
+      uint64_t sent = g.program_sent.load(std::memory_order_relaxed) != 0
+                          ? g.program_sent.exchange(0, std::memory_order_acquire)
+                          : 0;
+      g_signal_hooks.load(std::memory_order_relaxed)->exit(current_uthread, sent);
+    }
   }
   uth_enable_notifs();  // delivers a notification that came meanwhile
   errno = saved_errno;
 }
 
-bool foreign_call_kick(::uthread *uth) {
+pid_t foreign_call_hold(::uthread *uth, int *gate) {
   for (int i = 0; i < g_nr_gates; ++i) {
     Gate &g = g_gates[i];
-    // acquire: pairs with begin()'s store; the bit is read after it.
-    if (g.caller.load(std::memory_order_acquire) != uth) continue;
-    if (!(g.word.load(std::memory_order_seq_cst) & kInForeignCall)) return false;
-    // The call may end before this lands: the signal then reaches the
-    // vcore as a notification with nothing pending, which its handler
-    // counts and ignores (begin() accounts for it through sent/arrived).
-    queue_runtime_signal(g, static_cast<uint32_t>(i));
-    return true;
+    if (g.caller.load(std::memory_order_seq_cst) != uth) continue;
+    uint32_t w = g.word.load(std::memory_order_seq_cst);
+    do {
+      if (!(w & kAccepts)) return 0;
+    } while (!g.word.compare_exchange_weak(w, w + kHolder, std::memory_order_seq_cst));
+    // The call seen may have ended and another begun (the word looks the
+    // same): while held, the current one cannot end; is it uth's?
+    if (g.caller.load(std::memory_order_seq_cst) != uth) {
+      g.word.fetch_sub(kHolder, std::memory_order_release);
+      return 0;
+    }
+    *gate = i;
+    return vcore_of(static_cast<uint32_t>(i)).tid.load(std::memory_order_relaxed);
   }
-  return false;
+  return 0;
+}
+
+void foreign_call_release(int gate, int sig) {
+  Gate &g = g_gates[gate];
+  if (sig > 0) g.program_sent.fetch_or(uint64_t{1} << (sig - 1), std::memory_order_relaxed);
+  g.word.fetch_sub(kHolder, std::memory_order_release);
+}
+
+void foreign_call_set_signal_hooks(const ForeignSignalHooks *hooks) {
+  g_signal_hooks.store(hooks, std::memory_order_release);
 }
 
 }  // namespace parlib::detail
@@ -203,7 +259,13 @@ extern "C" {
 
 PARLIB_API int __parlib_foreign_call_begin(void) { return foreign_call_begin(); }
 PARLIB_API void __parlib_foreign_call_end(int token) { foreign_call_end(token); }
-PARLIB_API int __parlib_foreign_call_kick(::uthread *uth) { return foreign_call_kick(uth); }
+PARLIB_API pid_t __parlib_foreign_call_hold(::uthread *uth, int *gate) {
+  return foreign_call_hold(uth, gate);
+}
+PARLIB_API void __parlib_foreign_call_release(int gate, int sig) { foreign_call_release(gate, sig); }
+PARLIB_API void __parlib_foreign_call_set_signal_hooks(const ForeignSignalHooks *hooks) {
+  foreign_call_set_signal_hooks(hooks);
+}
 PARLIB_API int __parlib_is_runtime_signal(const siginfo_t *info) {
   return runtime_signal_vcore(info) >= 0;
 }

@@ -10,6 +10,8 @@
 
 #include <signal.h>
 
+#include <sys/types.h>
+
 #include <cstdint>
 
 struct uthread;  // <parlib/uthread.h>
@@ -47,14 +49,28 @@ void runtime_signal_arrived(uint32_t id, const siginfo_t *info);
 int foreign_call_begin();
 void foreign_call_end(int token);
 
-// upthread_kill of a uthread that waits in a foreign call: the program
-// means to interrupt that call, and the gate would hold every signal of the
-// runtime back. Sends the runtime's signal to the task anyway, as before
-// there was a gate: a wait in the sigwait family whose set has SIGUSR1
-// returns it (pbzip2 wakes its signal thread so: pthread_kill(SIGUSR1));
-// any other interruptible wait ends with EINTR, which glibc's sigwait
-// retries. Returns true if uth was in a foreign call. Any context.
-bool foreign_call_kick(::uthread *uth);
+// The program's signals to a uthread inside a foreign call go to its task,
+// where the kernel applies the uthread's mask (issue 11, item 5). The 2LS
+// keeps each uthread's mask and pending set; its hooks run, with the
+// uthread's notifications held off: enter() as a call begins (load the
+// uthread's mask into the task), accepted(uth, task) once senders may
+// signal the task (move what is pending on the uthread to the task), and
+// exit(uth, sent) as the call ends, after every sender has finished (take
+// back the signals of sent, bit n-1 for signal n, that the mask kept
+// pending on the task; restore the task's mask).
+struct ForeignSignalHooks {
+  void (*enter)(::uthread *uth);
+  void (*accepted)(::uthread *uth, pid_t task);
+  void (*exit)(::uthread *uth, uint64_t sent);
+};
+void foreign_call_set_signal_hooks(const ForeignSignalHooks *hooks);
+
+// A sender of a signal to uth: if uth is inside a foreign call (and its
+// mask is loaded), holds that call open and returns the task's id, and the
+// gate in *gate; else 0. The sender then signals the task (or not) and
+// calls foreign_call_release with the signal sent (0: none). Any context.
+pid_t foreign_call_hold(::uthread *uth, int *gate);
+void foreign_call_release(int gate, int sig);
 
 // The RAII form, nestable.
 class ForeignCall {
@@ -75,8 +91,10 @@ class ForeignCall {
 extern "C" {
 int __parlib_foreign_call_begin(void);
 void __parlib_foreign_call_end(int token);
-// foreign_call_kick, for libupthread.
-int __parlib_foreign_call_kick(::uthread *uth);
+// foreign_call_hold, _release and _set_signal_hooks, for libupthread.
+pid_t __parlib_foreign_call_hold(::uthread *uth, int *gate);
+void __parlib_foreign_call_release(int gate, int sig);
+void __parlib_foreign_call_set_signal_hooks(const parlib::detail::ForeignSignalHooks *hooks);
 // Nonzero if info is one of the runtime's own signals.
 int __parlib_is_runtime_signal(const siginfo_t *info);
 }

@@ -245,7 +245,21 @@ int thread_sysc_interrupted(struct uthread *uth) {
 
 }  // namespace parlib::detail::upthread_impl
 
-__attribute__((constructor)) static void upthread_library_init() { init(); }
+// For libupthread-preload.so (version UPTHREAD_PRIVATE): the shim's waits
+// that a signal ended run the handlers on the waiting thread.
+extern "C" __attribute__((visibility("default"))) int __upthread_run_signals(void) {
+  struct upthread *t = upthread_self();
+  return t != nullptr ? run_pending_signals(t) : PARLIB_SYSC_INTR_NONE;
+}
+
+namespace parlib::detail::upthread_impl {
+
+}  // namespace parlib::detail::upthread_impl
+
+__attribute__((constructor)) static void upthread_library_init() {
+  init();
+  install_foreign_signal_hooks();
+}
 
 extern "C" {
 
@@ -326,19 +340,21 @@ int upthread_join(upthread_t thread, void **retval) {
   uintptr_t state = thread->join_state.load(std::memory_order_acquire);
   if (state == kDetached) return EINVAL;
   if (state != kJoinable && state != kExited) return EINVAL;  // someone else joins it
-  if (state != kExited) {
+  while (state != kExited) {
     // A cancellation point (a thread that is not a upthread has none).
     struct upthread *self = upthread_self();
     JoinWait j{thread, self, 0};
     if (self != nullptr && !cancel_wait_begin(self, join_kick, &j, &j.token))
       upthread_exit(UPTHREAD_CANCELED);
     uthread_yield(true, join_cb, &j);
-    if (self != nullptr) {
-      cancel_wait_end(self);
-      if (thread->join_state.load(std::memory_order_acquire) != kExited) {
-        // Taken back by join_kick: the target stays joinable.
-        upthread_exit(UPTHREAD_CANCELED);
-      }
+    if (self == nullptr) break;
+    cancel_wait_end(self);
+    state = thread->join_state.load(std::memory_order_acquire);
+    if (state != kExited) {
+      // Taken back by join_kick (the target stays joinable): to act on a
+      // cancellation, or to run a signal's handler and wait again.
+      if (cancel_due(self)) upthread_exit(UPTHREAD_CANCELED);
+      run_pending_signals(self);
     }
   }
   if (retval != nullptr) *retval = thread->retval;
@@ -421,21 +437,27 @@ int upthread_kill(upthread_t thread, int sig) {
   if (thread == nullptr) return ESRCH;
   if (sig < 0 || sig > 64) return EINVAL;
   if (sig == 0) return 0;
-  thread->pending_signals.fetch_or(uint64_t{1} << (sig - 1), std::memory_order_acq_rel);
+  // seq_cst, first: a target entering a foreign call (its accepted hook)
+  // or a cancellable wait (signal_due) after the checks below sees it.
+  thread->pending_signals.fetch_or(uint64_t{1} << (sig - 1), std::memory_order_seq_cst);
   if (thread == upthread_self()) {
     run_pending_signals(thread);
-  } else if (interrupts_calls(sig)) {
-    // A target blocked in a call of parlib's syscall service wakes up and
-    // runs the handler there (thread_sysc_interrupted); one that is not
-    // runs it at its next scheduling point or its next such call. Its mask
-    // is looked at there: a masked signal costs the call a restart.
-    parlib_syscall_interrupt(&thread->uth);
+    return 0;
   }
   // A target waiting in a call of the program's that parlib does not serve
-  // (sigwait, pause, waitpid, ...) is woken as it was before the foreign
-  // call gate (event/foreign_call.h). Only the handler part above looks at
-  // the signal; this makes the target's kernel wait return.
-  if (thread != upthread_self()) __parlib_foreign_call_kick(&thread->uth);
+  // (sigwait, pause, waitpid, ...): its task gets the signal, and the
+  // kernel blocks it, hands it to the sigwait or runs the handler there.
+  if (kill_in_foreign_call(thread, sig)) return 0;
+  if (interrupts_calls(sig)) {
+    // A target in a cancellable wait (the shim's condvar, semaphore and
+    // join waits, its sleeps) or blocked in a call of parlib's syscall
+    // service wakes up and runs the handler there (signal_due,
+    // thread_sysc_interrupted); one that is not runs it at its next
+    // scheduling point or its next such call. Its mask is looked at
+    // there: a masked signal costs the wait a spurious wakeup.
+    cancel_wakeup(thread);
+    parlib_syscall_interrupt(&thread->uth);
+  }
   return 0;
 }
 

@@ -30,6 +30,10 @@ struct alignas(64) upthread {
   size_t guard_size = 0;
   sigset_t sigmask{};
   std::atomic<uint64_t> pending_signals{0};  // bit n-1: signal n, from upthread_kill
+  // While in a foreign call: sigmask is the task's, which was task_mask
+  // (foreign_signals.cpp).
+  bool mask_loaded = false;
+  sigset_t task_mask{};
   // Cancellation (threads.cpp): kCancel* bits, and the cancellable wait in
   // progress (kWait*) with how upthread_cancel wakes it: kick(kick_arg).
   std::atomic<uint32_t> cancel{0};
@@ -84,15 +88,14 @@ inline bool cancel_due(const struct upthread *t) {
 // makes the coming block end (a futex wake, ...; it may run after the wait
 // has ended, so it must be harmless then). Returns false, publishing
 // nothing, when a cancellation is due: the caller acts on it instead of
-// waiting. With cancellation disabled nothing is published (only t can
-// enable it, and it is busy waiting). *token (if given): cwait's value
-// while this wait prepares.
+// waiting. The wait is published even with cancellation disabled:
+// upthread_kill ends it too. *token (if given): cwait's value while this
+// wait prepares.
 inline bool cancel_wait_begin(struct upthread *t, void (*kick)(void *), void *arg,
                               uint32_t *token = nullptr) {
   uint32_t w = with_state(t->cwait.load(std::memory_order_relaxed) + (kWaitStateMask + 1),
                           kWaitPreparing);
   if (token != nullptr) *token = w;
-  if (t->cancel.load(std::memory_order_relaxed) & (kCancelDisabled | kCancelExiting)) return true;
   t->cwait_kick = kick;
   t->cwait_arg = arg;
   t->cwait.store(w, std::memory_order_seq_cst);
@@ -132,6 +135,16 @@ inline void cancel_wait_resume(struct upthread *t, uint32_t saved) {
   if (saved != 0) t->cwait.store(saved, std::memory_order_relaxed);
 }
 
+// True when t has a signal pending that its mask does not block: a wait
+// that upthread_kill kicked ends, and the thread runs the handlers.
+// seq_cst: pairs with upthread_kill's fetch_or and its load of cwait, as
+// cancel_due does with upthread_cancel's.
+inline bool signal_due(const struct upthread *t) {
+  for (uint64_t p = t->pending_signals.load(std::memory_order_seq_cst); p != 0; p &= p - 1)
+    if (!sigismember(&t->sigmask, __builtin_ctzll(p) + 1)) return true;
+  return false;
+}
+
 inline struct upthread *of(struct uthread *uth) { return reinterpret_cast<struct upthread *>(uth); }
 
 // Set up the scheduler and make main thread0 (once, before main()).
@@ -149,6 +162,11 @@ void reclaim(struct upthread *t);
 // Returns PARLIB_SYSC_INTR_NONE if no handler ran, _RESTART if all that ran
 // have SA_RESTART, _EINTR otherwise.
 int run_pending_signals(struct upthread *self);
+// upthread_kill of t while it waits in a foreign call (foreign_signals.cpp):
+// true if the signal was left to t's task (the kernel applies t's mask).
+// install_foreign_signal_hooks: at start-up.
+bool kill_in_foreign_call(struct upthread *t, int sig);
+void install_foreign_signal_hooks();
 // schedule_ops.thread_sysc_interrupted: runs what is pending.
 int thread_sysc_interrupted(struct uthread *uth);
 void count_live(int delta);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include <upthread/upthread.h>
 
@@ -43,16 +44,10 @@ void testcancel() {
   if (me != nullptr && upthread_impl::cancel_due(me)) exit_self(PTHREAD_CANCELED);
 }
 
-bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req) {
+int cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req, timespec *rem) {
   if (!on_uthread() || from_runtime(ret) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC))
-    return false;
-  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return false;
-  // With cancellation disabled (only this thread can enable it) the sleep
-  // need not be interruptible: the caller's sleep on the ring will do.
-  struct upthread *me = upthread_self();
-  if (me == nullptr || (me->cancel.load(std::memory_order_relaxed) &
-                        (upthread_impl::kCancelDisabled | upthread_impl::kCancelExiting)))
-    return false;
+    return -1;
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return -1;
   testcancel();
   timespec abs = *req;
   if (!(flags & TIMER_ABSTIME)) {
@@ -65,13 +60,23 @@ bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *re
       abs.tv_sec += 1;
     }
   }
-  // A timed wait on a word nobody else wakes: only the deadline or a
-  // cancellation (its kick) ends it.
+  // A timed wait on a word nobody else wakes: only the deadline, a
+  // cancellation or a signal (their kicks) ends it.
   int never = 0;
   for (;;) {
     int r = futex_wait_cancellable(&never, 0, &abs, clock);
     if (r == ECANCELED) testcancel();
-    if (r == ETIMEDOUT) return true;
+    if (r == ETIMEDOUT) return 0;
+    if (r == EINTR || r == ERESTART) {
+      if (rem != nullptr && !(flags & TIMER_ABSTIME)) {
+        timespec now;
+        clock_gettime(clock, &now);
+        int64_t left = (int64_t{abs.tv_sec} - now.tv_sec) * 1000000000 + (abs.tv_nsec - now.tv_nsec);
+        if (left < 0) left = 0;
+        *rem = timespec{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+      }
+      return EINTR;
+    }
   }
 }
 

@@ -197,17 +197,22 @@ SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, 
 
 // ============================================================= sleeps
 
-// A sleeping upthread does not hold its vcore: a timeout on the vcore's
-// ring (an alarm with the helper-thread backend). libparlib's sleeps
-// never write rem (a uthread's sleep is not interrupted by signals).
-// A sleep is a cancellation point: while the caller's cancellation is
-// enabled, it is a timed futex wait that pthread_cancel can end
-// (cancellable_sleep, threads.cpp); a ring timeout cannot be interrupted.
+// A sleeping upthread does not hold its vcore. A sleep is a cancellation
+// point and pthread_kill interrupts it (EINTR, with the time left): it is
+// a timed futex wait that either can end (cancellable_sleep, cancel.cpp).
+// The runtime's own sleeps, and clocks other than CLOCK_REALTIME and
+// CLOCK_MONOTONIC, are libparlib's (a timeout on the vcore's ring, or an
+// alarm with the helper-thread backend), which no signal interrupts.
 SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
   if (!on_uthread()) return REAL(nanosleep)(req, rem);
-  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, req)) {
+  int r = cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, req, rem);
+  if (r == 0) {
     if (rem != nullptr) *rem = timespec{0, 0};
     return 0;
+  }
+  if (r == EINTR) {
+    errno = EINTR;
+    return -1;
   }
   return __parlib_nanosleep(req, rem);
 }
@@ -215,24 +220,34 @@ SHIM_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
 SHIM_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                                 struct timespec *rem) {
   if (!on_uthread()) return REAL(clock_nanosleep)(clock, flags, req, rem);
-  if (cancellable_sleep(__builtin_return_address(0), clock, flags, req)) {
+  int r = cancellable_sleep(__builtin_return_address(0), clock, flags, req, rem);
+  if (r == 0) {
     if (rem != nullptr && !(flags & TIMER_ABSTIME)) *rem = timespec{0, 0};
     return 0;
   }
+  if (r == EINTR) return EINTR;
   return __parlib_clock_nanosleep(clock, flags, req, rem);
 }
 
 SHIM_EXPORT int usleep(useconds_t usec) {
   if (!on_uthread()) return REAL(usleep)(usec);
   timespec rel{static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
-  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel)) return 0;
+  int r = cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel, nullptr);
+  if (r == 0) return 0;
+  if (r == EINTR) {
+    errno = EINTR;
+    return -1;
+  }
   return __parlib_usleep(usec);
 }
 
 SHIM_EXPORT unsigned sleep(unsigned seconds) {
   if (!on_uthread()) return REAL(sleep)(seconds);
-  timespec rel{static_cast<time_t>(seconds), 0};
-  if (cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel)) return 0;
+  timespec rel{static_cast<time_t>(seconds), 0}, rem{0, 0};
+  int r = cancellable_sleep(__builtin_return_address(0), CLOCK_MONOTONIC, 0, &rel, &rem);
+  if (r == 0) return 0;
+  // The seconds left, rounded up as glibc's sleep does.
+  if (r == EINTR) return static_cast<unsigned>(rem.tv_sec) + (rem.tv_nsec != 0 ? 1 : 0);
   return __parlib_sleep(seconds);
 }
 

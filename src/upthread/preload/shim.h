@@ -70,18 +70,26 @@ void futex_wake(int *word, int n);
 // when the calling upthread has a cancellation to act on (pending before
 // or arriving during the wait). The caller restores what the call promises
 // (a condition wait relocks its mutex), then calls testcancel().
+// It also ends when upthread_kill sent the caller a signal that it does not
+// block: it runs the handlers and returns EINTR, or ERESTART when each of
+// them has SA_RESTART (or 0 when none ran: ignored).
 int futex_wait_cancellable(int *word, int val, const timespec *abstime, clockid_t clock);
+// Runs the calling upthread's pending signals' handlers: EINTR, ERESTART or
+// 0, as above (signals.cpp).
+int run_signals();
 // testcancel: a cancellation point: a upthread with a cancellation to act
 // on exits as pthread_exit(PTHREAD_CANCELED) would (cleanup handlers and
 // destructors of its frames run); otherwise returns.
 void testcancel();
-// cancellable_sleep: the sleeps' cancellation point. False when the sleep
-// should not be one (a glibc thread, the runtime's own sleep: ret is the
-// sleep call's return address; an invalid request, a clock other than
-// CLOCK_REALTIME or CLOCK_MONOTONIC): the caller sleeps as it would.
-// Otherwise sleeps (TIMER_ABSTIME in flags: until req) and returns true,
-// or acts on a cancellation.
-bool cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req);
+// cancellable_sleep: a upthread's sleep, a cancellation point that
+// pthread_kill interrupts. -1 when the sleep should not be one (a glibc
+// thread, the runtime's own sleep: ret is the sleep call's return address;
+// an invalid request, a clock other than CLOCK_REALTIME or
+// CLOCK_MONOTONIC): the caller sleeps as it would. Otherwise sleeps
+// (TIMER_ABSTIME in flags: until req) and returns 0, or EINTR after a
+// signal's handler ran (a relative sleep's time left in *rem, if given;
+// sleeps are never restarted), or acts on a cancellation.
+int cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req, timespec *rem);
 
 // An identity for the calling thread, unique among live uthreads and
 // kernel tasks: its thread pointer (every uthread has its own TCB).

@@ -9,12 +9,28 @@
 
 #include <atomic>
 
+#include <parlib/syscall.h>
 #include <upthread/upthread.h>
 
 #include "event/foreign_call.h"
 #include "shim.h"
 
 using namespace parlib::detail::preload;
+
+extern "C" int __upthread_run_signals(void);  // libupthread, UPTHREAD_PRIVATE
+
+namespace parlib::detail::preload {
+int run_signals() {
+  switch (__upthread_run_signals()) {
+    case PARLIB_SYSC_INTR_EINTR:
+      return EINTR;
+    case PARLIB_SYSC_INTR_RESTART:
+      return ERESTART;
+    default:
+      return 0;
+  }
+}
+}  // namespace parlib::detail::preload
 
 SHIM_EXPORT int pthread_kill(pthread_t t, int sig) {
   if (!is_upthread_handle(t)) return REAL(pthread_kill)(t, sig);

@@ -112,9 +112,10 @@ int futex_wait_cancellable(int *word, int val, const timespec *abstime, clockid_
   struct upthread *me = on_uthread() ? upthread_self() : nullptr;
   if (me == nullptr) return wait_word(word, val, abstime, clock, false);
   if (!upthread_impl::cancel_wait_begin(me, kick_futex, word)) return ECANCELED;
-  int r = wait_word(word, val, abstime, clock, true);
+  int r = upthread_impl::signal_due(me) ? 0 : wait_word(word, val, abstime, clock, true);
   upthread_impl::cancel_wait_end(me);
-  return upthread_impl::cancel_due(me) ? ECANCELED : r;
+  if (upthread_impl::cancel_due(me)) return ECANCELED;
+  return upthread_impl::signal_due(me) ? run_signals() : r;
 }
 
 void futex_wake(int *word, int n) {
@@ -273,6 +274,7 @@ int cond_wait(pthread_cond_t *pc, pthread_mutex_t *pm, const timespec *abstime, 
   }
   mutex_unlock(pm);
   int err = futex_wait_cancellable(&c->seq, seq, abstime, clock);
+  if (err == EINTR || err == ERESTART) err = 0;  // a spurious wakeup, as POSIX allows
   at(c->waiters).fetch_sub(1, std::memory_order_seq_cst);
   // A robust mutex's owner may have died meanwhile: EOWNERDEAD, as glibc.
   int relock = mutex_lock(pm, nullptr, CLOCK_REALTIME, true);
@@ -481,6 +483,7 @@ int sem_wait_until(sem_t *ps, const timespec *abstime, clockid_t clock) {
         futex_wake(&s->value, 1);
       testcancel();
     }
+    if (err == EINTR) return sem_fail(EINTR);  // a handler without SA_RESTART ran
     if (err == ETIMEDOUT) {
       v = at(s->value).load(std::memory_order_relaxed);
       while (v > 0)
