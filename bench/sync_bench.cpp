@@ -4,7 +4,8 @@
 //
 // Sync-layer microbenchmarks, each with its baseline in the same run:
 //  - lock/unlock pairs, uncontended and contended (1..8 kernel threads):
-//    spinlock, spin_pdr, MCS, MCS-PDR against pthread_mutex;
+//    spinlock, spin_pdr, MCS, MCS-PDR against pthread_mutex, and
+//    uthread_mutex's uncontended fast path (one uthread);
 //  - uthread_mutex against pthread_mutex with N threads hammering one lock
 //    (uthreads on 2 vcores vs the same number of kernel threads);
 //  - slab_cache_alloc/free against malloc/free, single pairs and batches,
@@ -75,6 +76,13 @@ struct PthreadMutex {
   void lock() { pthread_mutex_lock(&m); }
   void unlock() { pthread_mutex_unlock(&m); }
 };
+// Only with one thread, main (thread0, a uthread): the fast path of
+// uthread_mutex against pthread_mutex's.
+struct UthreadMutex {
+  uthread_mutex_t m = UTHREAD_MUTEX_INITIALIZER;
+  void lock() { uthread_mutex_lock(&m); }
+  void unlock() { uthread_mutex_unlock(&m); }
+};
 
 // One lock shared by all of a benchmark's threads; a little work inside
 // (a shared counter) so the critical section is not empty.
@@ -107,6 +115,7 @@ LOCK_BENCH(SpinLock);
 LOCK_BENCH(SpinPdr);
 LOCK_BENCH(Mcs);
 LOCK_BENCH(McsPdr);
+BENCHMARK_TEMPLATE(BM_LockUnlock, UthreadMutex)->Threads(1)->UseRealTime();
 
 // ------------------------------------------- uthread_mutex vs pthread_mutex
 

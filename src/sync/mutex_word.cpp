@@ -11,12 +11,14 @@
 namespace parlib::detail {
 namespace {
 
-// How many times a would-be owner polls a held mutex before it parks, when
-// nobody is parked yet: a holder on another vcore usually lets go within a
-// short critical section, and a poll is far cheaper than a park/wake round
-// trip. Once someone is parked, newcomers park at once: spinning then only
-// steals the lock's cache line from the holder.
-constexpr int kSpins = 100;
+// A would-be owner that finds the mutex held does not poll it: it parks at
+// once, as NPTL's default mutex sleeps at once. Polling pays off only when
+// the holder lets go and does not take the lock straight back; a thread
+// that locks in a loop does take it straight back, and then every poll
+// that wins moves the lock's cache line to the other vcore and back (two
+// threads on two vcores ran at 0.36x NPTL's rate with a 100-pause poll,
+// 0.49x without: NPTL serialises them, its loser sleeping in the kernel
+// while the holder runs).
 
 std::atomic_ref<int> word_of(uthread_mutex_t* m) { return std::atomic_ref<int>(m->state_); }
 
@@ -94,34 +96,67 @@ void unlock_slow(uthread_mutex_t* m) {
 
 namespace {
 
+// A woken waiter that loses the race to a running thread does not wait
+// for the next unlock to wake it again: with the holder re-taking the lock
+// at once (the common case under contention), every unlock would wake it
+// and every wake would lose, and the lock's cache line would bounce
+// between vcores on every operation. It keeps kWoken instead, so unlocks
+// stay single CASes, and parks with a timeout that doubles on each loss:
+// the holder runs nearly uncontended, as NPTL's does while its loser sleeps
+// in the kernel, and the fairness hand-off still bounds the wait.
+constexpr uint64_t kBackoffFirstNs = 20 * 1000;
+constexpr uint64_t kBackoffMaxNs = 500 * 1000;
+
+// Gives up kWoken without taking m. Safe only while m is held: its holder's
+// unlock then sees kParked without kWoken and wakes someone. If m is free,
+// takes it instead (true) so that no parked waiter is left without a waker.
+bool drop_woken_or_take(std::atomic_ref<int> word) {
+  int w = word.load(std::memory_order_relaxed);
+  for (;;) {
+    if (!(w & kMutexLocked)) {
+      if (word.compare_exchange_weak(w, (w | kMutexLocked) & ~kMutexWoken,
+                                     std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+    } else if (word.compare_exchange_weak(w, w & ~kMutexWoken, std::memory_order_relaxed,
+                                          std::memory_order_relaxed)) {
+      return false;
+    }
+  }
+}
+
 // The lock loop. woken: the caller is the waiter an unlock just woke
 // (kWoken is its to clear); fair_at: its due time if it parked before.
 int lock_loop(uthread_mutex_t* m, const uint64_t* deadline_ns, bool woken, uint64_t fair_at) {
   auto word = word_of(m);
   bool requeue_front = woken;
-  int spins = woken ? kSpins : 0;
+  // kWoken is ours: the next unlocks wake nobody until we take the lock or
+  // give the bit up (drop_woken_or_take).
+  bool owns_woken = woken;
+  uint64_t backoff_ns = kBackoffFirstNs;
   for (;;) {
     int w = word.load(std::memory_order_relaxed);
-    if (woken) {
-      // Whatever happens next, we are no longer on our way: the next
-      // unlock may wake someone else.
-      w = word.fetch_and(~kMutexWoken, std::memory_order_relaxed) & ~kMutexWoken;
-      woken = false;
-    }
     if (!(w & kMutexLocked)) {
-      if (try_take(word, w)) return 0;
-      continue;
-    }
-    if (!(w & kMutexParked) && spins < kSpins) {
-      ++spins;
-      cpu_relax();
+      const int taken = (w | kMutexLocked) & (owns_woken ? ~kMutexWoken : ~0);
+      if (word.compare_exchange_weak(w, taken, std::memory_order_acquire,
+                                     std::memory_order_relaxed))
+        return 0;
       continue;
     }
     if (!(w & kMutexParked) &&
         !word.compare_exchange_weak(w, w | kMutexParked, std::memory_order_relaxed))
       continue;
     const uint64_t now = monotonic_now_ns();
-    if (deadline_ns != nullptr && *deadline_ns <= now) return ETIMEDOUT;
+    if (deadline_ns != nullptr && *deadline_ns <= now) {
+      if (owns_woken && drop_woken_or_take(word)) return 0;
+      return ETIMEDOUT;
+    }
+    // Without the deadline service the backoff cannot be timed: give the
+    // bit back and wait for an unlock's wake, as a first-time waiter does.
+    if (owns_woken && !timed_wait_service_start()) {
+      owns_woken = false;
+      if (drop_woken_or_take(word)) return 0;
+      continue;
+    }
     if (fair_at == 0) fair_at = now + kFairHandoffNs;
     uth_sync_waiter wt;
     wt.fair_at_ns = fair_at;
@@ -135,22 +170,37 @@ int lock_loop(uthread_mutex_t* m, const uint64_t* deadline_ns, bool woken, uint6
       r.timed = true;
       r.deadline_ns = *deadline_ns;
     }
+    const bool backing_off = owns_woken && (deadline_ns == nullptr || now + backoff_ns < *deadline_ns);
+    if (backing_off) {
+      r.timed = true;
+      r.deadline_ns = now + backoff_ns;
+    }
     if (!block_uthread(&r)) continue;  // free, or no longer marked: retry
+    if (wt.handed) {
+      // The unlocker left it locked for us; kWoken, if ours, goes now.
+      if (owns_woken) word.fetch_and(~kMutexWoken, std::memory_order_relaxed);
+      return 0;
+    }
+    fair_at = wt.fair_at_ns;  // an unlock may have pushed our turn back
+    requeue_front = true;
     if (wt.result == ETIMEDOUT) {
+      if (backing_off) {
+        // Our backoff ran out: try again, and wait longer if we lose.
+        backoff_ns = backoff_ns * 2 < kBackoffMaxNs ? backoff_ns * 2 : kBackoffMaxNs;
+        continue;
+      }
       // The deadline passing does not forbid a free lock: one last try.
+      if (owns_woken) return drop_woken_or_take(word) ? 0 : ETIMEDOUT;
       w = word.load(std::memory_order_relaxed);
       while (!(w & kMutexLocked))
         if (try_take(word, w)) return 0;
       return ETIMEDOUT;
     }
-    if (wt.handed) return 0;  // the unlocker left it locked for us
-    fair_at = wt.fair_at_ns;  // an unlock may have pushed our turn back
-    woken = true;
-    requeue_front = true;
-    // One try, no spin: a holder that let go and took the lock straight
-    // back (the common case when we lose) would only lose its cache line
-    // to our polling, once per wake.
-    spins = kSpins;
+    // An unlock woke us: kWoken is ours now (no unlock wakes anyone while
+    // another waiter owns it). One try: if the holder took the lock
+    // straight back, we back off.
+    owns_woken = true;
+    backoff_ns = kBackoffFirstNs;
   }
 }
 

@@ -8,10 +8,13 @@
 //   kParked  the queue may hold waiters. Set by a waiter before it parks
 //            (its park re-checks the word under the queue lock), cleared
 //            only under the queue lock by an unlocker that empties it.
-//   kWoken   an unlocker woke a waiter that has not yet run: further
-//            unlocks wake nobody (the woken one will take the lock or set
-//            kParked again and park, at the head of the queue), so a burst
-//            of unlocks cannot wake the whole queue to fight over one lock.
+//   kWoken   an unlocker woke a waiter that has not taken the lock yet:
+//            further unlocks wake nobody (the woken one takes the lock, or
+//            parks again at the head of the queue with a timeout, keeping
+//            the bit, and retries when it expires), so a burst of unlocks
+//            cannot wake the whole queue to fight over one lock, and a
+//            holder that keeps re-taking the lock is not made to wake its
+//            loser on every unlock.
 // An unlock that finds no kParked, or kWoken set, is a single CAS; only
 // one that must wake someone takes the queue lock (and, with kWoken set,
 // one in 64 per thread, so that the hand-off below never waits for a
