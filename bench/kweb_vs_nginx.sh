@@ -167,9 +167,11 @@ CONF
   server_port=$port
 }
 
+# kweb keeps opened files as long as nginx's open_file_cache above does.
 start_kweb() {  # sched cores cpu_list
   local sched=$1 n=$2 cpu_list=$3
   taskset -c "$cpu_list" "$kweb" --root "$tmp/root" --port 0 --sched "$sched" --vcores "$n" \
+    --file-cache 60 \
     > "$tmp/kweb.out" 2> "$tmp/kweb.err" &
   server_pid=$!
   for _ in $(seq 200); do

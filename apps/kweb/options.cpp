@@ -44,7 +44,8 @@ const char *sched_name(SchedKind kind) {
 const char *usage() {
   return "usage: kweb --root DIR --port PORT [--sched nptl|upthread|custom] [--listen ADDR]\n"
          "            [--vcores N] [--threads N] [--burst N] [--max-conns N]\n"
-         "            [--idle-timeout SEC] [--request-timeout SEC] [--admin]\n";
+         "            [--idle-timeout SEC] [--request-timeout SEC] [--file-cache SEC]\n"
+         "            [--admin]\n";
 }
 
 bool parse_options(int argc, char **argv, Options *out, std::string *error, bool *help) {
@@ -74,7 +75,7 @@ bool parse_options(int argc, char **argv, Options *out, std::string *error, bool
     };
     if (opt != "--root" && opt != "--listen" && opt != "--port" && opt != "--sched" &&
         opt != "--vcores" && opt != "--threads" && opt != "--burst" && opt != "--max-conns" &&
-        opt != "--idle-timeout" && opt != "--request-timeout") {
+        opt != "--idle-timeout" && opt != "--request-timeout" && opt != "--file-cache") {
       *error = "unknown option " + opt + " (see --help)";
       return false;
     }
@@ -107,6 +108,11 @@ bool parse_options(int argc, char **argv, Options *out, std::string *error, bool
       if (!parse_seconds(val, &out->idle_timeout_ms)) return bad("expected seconds > 0");
     } else if (opt == "--request-timeout") {
       if (!parse_seconds(val, &out->request_timeout_ms)) return bad("expected seconds > 0");
+    } else if (opt == "--file-cache") {
+      if (strcmp(val, "0") == 0)
+        out->file_cache_ms = 0;
+      else if (!parse_seconds(val, &out->file_cache_ms))
+        return bad("expected seconds >= 0");
     }
   }
   if (out->root.empty()) {

@@ -23,6 +23,7 @@ struct Options {
   int idle_timeout_ms = 15000;      // keep-alive connection without a request
   int request_timeout_ms = 10000;   // a request's header from first byte to end; each write wait
   bool admin = false;               // serve the /kweb/ url commands
+  int file_cache_ms = 0;            // keep opened files this long (file_cache.h); 0: off
 };
 
 // parse_options: fills *out from argv. On a bad or missing option returns

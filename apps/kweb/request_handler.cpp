@@ -144,18 +144,17 @@ size_t read_head(Server &srv, Conn &c, WorkerStats &stats) {
 bool serve_file(Server &srv, Conn &c, const Request &req, const std::string &rel, bool keep_alive) {
   bool http10 = req.version_minor == 0;
   bool head_only = req.method == Method::kHead;
-  struct stat st;
-  std::string type_name;
-  int fd = srv.root().open_file(rel, &st, &type_name);
-  if (fd < 0) {
+  std::shared_ptr<const OpenFile> file = srv.files().get(rel);
+  if (file == nullptr) {
     std::string body = "404 Not Found\n";
     return send_text(srv, c, 404, body, head_only, keep_alive, http10);
   }
+  const struct stat &st = file->st;
   time_t mtime = st.st_mtim.tv_sec;
   bool not_modified = req.has_ims && mtime <= req.if_modified_since;
   ResponseHead head(not_modified ? 304 : 200);
   if (!not_modified) {
-    head.add("Content-Type", content_type_for(type_name));
+    head.add("Content-Type", content_type_for(file->type_name));
     head.add_number("Content-Length", static_cast<uint64_t>(st.st_size));
   }
   head.add_date("Last-Modified", mtime);
@@ -164,8 +163,7 @@ bool serve_file(Server &srv, Conn &c, const Request &req, const std::string &rel
   // MSG_MORE holds the head back so that it leaves with the file's first
   // bytes (nginx's tcp_nopush).
   bool ok = send_all(srv, c.fd, h, body) &&
-            (!body || sendfile_all(srv, c.fd, fd, static_cast<uint64_t>(st.st_size)));
-  close(fd);
+            (!body || sendfile_all(srv, c.fd, file->fd, static_cast<uint64_t>(st.st_size)));
   return ok && keep_alive;
 }
 

@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "doc_root.h"
+#include "file_cache.h"
 #include "options.h"
 
 namespace kweb {
@@ -37,7 +38,7 @@ class Backend {
 
 class Server {
  public:
-  explicit Server(const Options &opts) : opts_(opts) {}
+  explicit Server(const Options &opts) : opts_(opts), files_(root_, opts.file_cache_ms) {}
   ~Server();
 
   // Opens the root, raises the descriptor limit, binds and listens, and
@@ -73,10 +74,12 @@ class Server {
   Backend *backend() const { return backend_; }
   const Options &opts() const { return opts_; }
   const DocRoot &root() const { return root_; }
+  FileCache &files() { return files_; }
 
  private:
   Options opts_;
   DocRoot root_;
+  FileCache files_;  // after root_, which it refers to
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: a stop request wakes the accept loop
   int port_ = 0;
