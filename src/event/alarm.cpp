@@ -64,6 +64,7 @@
 #include <limits>
 #include <mutex>
 
+#include "common/clock.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
 #include "event/alarm_internal.h"
@@ -145,12 +146,6 @@ struct Service {
 constinit Service g_svc;  // constant-initialised: usable before any constructor runs
 
 // ------------------------------------------------------------------ time
-
-uint64_t now_ns(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 uint64_t sat_add(uint64_t a, uint64_t b) {
   return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
@@ -418,8 +413,8 @@ void set_expiry(const char *fn, struct alarm_waiter *w, F compute) {
 
 }  // namespace
 
-uint64_t alarm_now_usec() { return now_ns(CLOCK_MONOTONIC) / 1000u; }
-uint64_t alarm_now_usec_ceil() { return (now_ns(CLOCK_MONOTONIC) + 999u) / 1000u; }
+uint64_t alarm_now_usec() { return monotonic_now_ns() / 1000u; }
+uint64_t alarm_now_usec_ceil() { return (monotonic_now_ns() + 999u) / 1000u; }
 
 void alarm_service_init() { std::call_once(g_svc.once, do_init); }
 
@@ -471,7 +466,7 @@ void set_waiter_abs_unix(struct alarm_waiter *w, uint64_t abs_usec) {
   if (w == nullptr) return;
   // Realtime first, then monotonic (rounded up): both errors make the
   // converted deadline later, never earlier.
-  const uint64_t real_us = now_ns(CLOCK_REALTIME) / 1000u;
+  const uint64_t real_us = clock_ns(CLOCK_REALTIME) / 1000u;
   const uint64_t mono_us = alarm_now_usec_ceil();
   uint64_t deadline;
   if (abs_usec >= real_us)

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/raw_log.h"
 #include "event/foreign_call.h"
 #include "vcore/vcore_internal.h"
@@ -53,23 +54,16 @@ struct Watch {
   WatchState state = kWatching;
 };
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 void *monitor(void *) {
   auto *watch = new Watch[static_cast<size_t>(g_nr_vcores)];
-  const uint64_t limit_ns = static_cast<uint64_t>(g_stall_ms) * 1000000ull;
+  const uint64_t limit_ns = static_cast<uint64_t>(g_stall_ms) * kNsPerMs;
   uint64_t period_ns = limit_ns / 4;
-  if (period_ns < 1000000) period_ns = 1000000;
-  timespec period{static_cast<time_t>(period_ns / 1000000000ull),
-                  static_cast<long>(period_ns % 1000000000ull)};
+  if (period_ns < kNsPerMs) period_ns = kNsPerMs;
+  const timespec period = ns_to_timespec(period_ns);
   for (;;) {
     // The system call itself: libparlib's nanosleep is for uthreads.
     syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &period, nullptr);
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_now_ns();
     for (int i = 0; i < g_nr_vcores; ++i) {
       Vcore &vc = vcore_of(static_cast<uint32_t>(i));
       Watch &w = watch[i];
@@ -89,7 +83,7 @@ void *monitor(void *) {
         continue;
       }
       if (now - w.since_ns < limit_ns) continue;
-      uint64_t ms = (now - w.since_ns) / 1000000ull;
+      uint64_t ms = (now - w.since_ns) / kNsPerMs;
       if (w.state == kWatching) {
         g_requests[i].uth.store(uth, std::memory_order_relaxed);
         g_requests[i].ms.store(ms, std::memory_order_release);

@@ -27,8 +27,6 @@
 namespace parlib::detail {
 namespace {
 
-constexpr uint64_t kNsPerSec = 1000000000ull;
-
 struct TimerService {
   spin_pdr_lock_t lock = SPINPDR_INITIALIZER;
   TimedWait* head = nullptr;  // earliest deadline first; guarded by lock
@@ -40,16 +38,6 @@ struct TimerService {
 };
 
 TimerService g_timer;
-
-uint64_t ts_to_ns(const struct timespec& ts) {
-  return static_cast<uint64_t>(ts.tv_sec) * kNsPerSec + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-uint64_t clock_ns(clockid_t clk) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  return ts_to_ns(ts);
-}
 
 void futex_wait_word(std::atomic<uint32_t>* word, uint32_t val, const struct timespec* rel) {
   // A raw system call: this thread is a plain kernel thread and must block
@@ -91,9 +79,7 @@ void* timer_main(void*) {
     struct timespec rel;
     const struct timespec* timeout = nullptr;
     if (e != nullptr) {
-      const uint64_t wait = e->deadline_ns - now;
-      rel.tv_sec = static_cast<time_t>(wait / kNsPerSec);
-      rel.tv_nsec = static_cast<long>(wait % kNsPerSec);
+      rel = ns_to_timespec(e->deadline_ns - now);
       timeout = &rel;
     }
     spin_pdr_unlock(&t.lock);
@@ -140,25 +126,6 @@ void start_thread() {
 }
 
 }  // namespace
-
-uint64_t monotonic_now_ns() { return clock_ns(CLOCK_MONOTONIC); }
-
-bool timespec_is_valid(const struct timespec& ts) {
-  return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && static_cast<uint64_t>(ts.tv_nsec) < kNsPerSec;
-}
-
-uint64_t realtime_deadline_to_monotonic_ns(const struct timespec& abs) {
-  const uint64_t mono = monotonic_now_ns();
-  const uint64_t real = clock_ns(CLOCK_REALTIME);
-  const uint64_t target = ts_to_ns(abs);
-  return target <= real ? mono : mono + (target - real);
-}
-
-uint64_t monotonic_deadline_ns(const struct timespec& abs) { return ts_to_ns(abs); }
-
-uint64_t relative_timeout_to_monotonic_ns(const struct timespec& rel) {
-  return monotonic_now_ns() + ts_to_ns(rel);
-}
 
 bool timed_wait_service_start() {
   std::call_once(g_timer.once, start_thread);

@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <ctime>
 
+#include "common/clock.h"
+
 namespace parlib::detail {
 
 struct TimedWait {
@@ -37,23 +39,6 @@ struct TimedWait {
   // timer thread stores (release) after fire() returns; read by cancel.
   std::atomic<int> state{kIdle};
 };
-
-// Nanoseconds on CLOCK_MONOTONIC.
-uint64_t monotonic_now_ns();
-
-// Converts an absolute CLOCK_REALTIME deadline to CLOCK_MONOTONIC
-// nanoseconds (as of now: later clock steps do not move it). The timespec
-// must be valid (see timespec_is_valid).
-uint64_t realtime_deadline_to_monotonic_ns(const struct timespec& abs_realtime);
-
-// An absolute CLOCK_MONOTONIC timespec in nanoseconds (valid timespec).
-uint64_t monotonic_deadline_ns(const struct timespec& abs_monotonic);
-
-// Converts a relative timeout to an absolute CLOCK_MONOTONIC deadline.
-uint64_t relative_timeout_to_monotonic_ns(const struct timespec& rel);
-
-// tv_nsec in [0, 1e9) and tv_sec >= 0.
-bool timespec_is_valid(const struct timespec& ts);
 
 // Starts the timer thread if it is not running. Uthread context or plain
 // threads (it may create a kernel thread): call it before blocking, so

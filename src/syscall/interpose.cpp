@@ -304,21 +304,6 @@ size_t iov_total(const struct iovec *iov, int cnt) {
 
 long neg_errno(long r) { return r < 0 ? -errno : r; }
 
-bool timespec_valid(const struct timespec *ts) {
-  return ts != nullptr && ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000;
-}
-
-struct timespec ns_to_ts(uint64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = static_cast<time_t>(ns / 1000000000u);
-  ts.tv_nsec = static_cast<long>(ns % 1000000000u);
-  return ts;
-}
-
-uint64_t ts_to_ns(const struct timespec &ts) {
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // Sleeps the calling uthread until the deadline on clk. Interrupted, it
 // sleeps on if no handler ran (the 2LS says PARLIB_SYSC_INTR_NONE) and
 // otherwise returns -EINTR (sleeps are never restarted); else 0.
@@ -330,23 +315,17 @@ long sleep_abs(clockid_t clk, const struct timespec &deadline) {
   }
 }
 
-uint64_t clock_ns(clockid_t clk) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  return ts_to_ns(ts);
-}
-
 // A relative sleep for the calling uthread (CLOCK_MONOTONIC, as Linux
 // measures nanosleep). Interrupted (-EINTR), it writes the time not slept
 // to *rem if rem is not null.
 long sleep_rel(const struct timespec &rel, struct timespec *rem) {
-  uint64_t now = monotonic_ns();
-  uint64_t d = ts_to_ns(rel);
+  uint64_t now = monotonic_now_ns();
+  uint64_t d = timespec_to_ns(rel);
   uint64_t deadline = d > UINT64_MAX - now ? UINT64_MAX : now + d;
-  long r = sleep_abs(CLOCK_MONOTONIC, ns_to_ts(deadline));
+  long r = sleep_abs(CLOCK_MONOTONIC, ns_to_timespec(deadline));
   if (r == -EINTR && rem != nullptr) {
-    uint64_t end = monotonic_ns();
-    *rem = ns_to_ts(deadline > end ? deadline - end : 0);
+    uint64_t end = monotonic_now_ns();
+    *rem = ns_to_timespec(deadline > end ? deadline - end : 0);
   }
   return r;
 }
@@ -373,7 +352,7 @@ template <typename Check>
 int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check check) {
   int r = check_now(check);
   if (r != 0 || timeout_ns == 0) return r;
-  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
+  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_now_ns() + static_cast<uint64_t>(timeout_ns);
   take_early_interrupt();
   for (;;) {
     int w = wait_any_ready(fds, n, deadline);
@@ -385,7 +364,7 @@ int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check chec
     }
     r = check_now(check);
     if (r != 0) return r;
-    if (deadline != 0 && monotonic_ns() >= deadline) return 0;
+    if (deadline != 0 && monotonic_now_ns() >= deadline) return 0;
   }
 }
 
@@ -395,12 +374,12 @@ int poll_loop(const struct pollfd *fds, nfds_t n, int64_t timeout_ns, Check chec
 // result, -1 with errno.
 template <typename Call>
 int poll_offload(long num, int64_t timeout_ns, Call call) {
-  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_ns() + static_cast<uint64_t>(timeout_ns);
+  uint64_t deadline = timeout_ns < 0 ? 0 : monotonic_now_ns() + static_cast<uint64_t>(timeout_ns);
   take_early_interrupt();
   for (;;) {
     int64_t left = -1;
     if (timeout_ns >= 0) {
-      uint64_t now = monotonic_ns();
+      uint64_t now = monotonic_now_ns();
       left = deadline > now ? static_cast<int64_t>(deadline - now) : 0;
     }
     long r = offload_call(num, [&] { return call(left); });
@@ -651,7 +630,7 @@ PARLIB_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
     if (r != INT_MIN) return r;
   }
   return poll_offload(SYS_poll, tns, [&](int64_t left) {
-    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    struct timespec ts = ns_to_timespec(static_cast<uint64_t>(left));
     return neg_errno(REAL(ppoll)(fds, n, left < 0 ? nullptr : &ts, helper_wait_mask()));
   });
 }
@@ -660,21 +639,21 @@ PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                      const sigset_t *sigmask) {
   // An invalid timeout fails at once in the real call. The signal mask is
   // not applied in uthread context (see docs/syscall.md).
-  if (!can_block_async() || (tmo != nullptr && !timespec_valid(tmo)))
+  if (!can_block_async() || (tmo != nullptr && !timespec_is_valid(tmo)))
     return REAL(ppoll)(fds, n, tmo, sigmask);
   if (tmo != nullptr && tmo->tv_sec == 0 && tmo->tv_nsec == 0)
     return check_now([&] { return REAL(ppoll)(fds, n, tmo, sigmask); });
   int64_t tns = -1;
   if (tmo != nullptr)
-    tns = tmo->tv_sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX / 2
-                                                   : static_cast<int64_t>(ts_to_ns(*tmo));
+    tns = tmo->tv_sec > INT64_MAX / int64_t{kNsPerSec} - 1 ? INT64_MAX / 2
+                                                   : static_cast<int64_t>(timespec_to_ns(*tmo));
   if (syscall_backend() == PARLIB_SYSC_IO_URING) {
     struct timespec zero = {0, 0};
     int r = poll_loop(fds, n, tns, [&] { return REAL(ppoll)(fds, n, &zero, nullptr); });
     if (r != INT_MIN) return r;
   }
   return poll_offload(SYS_ppoll, tns, [&](int64_t left) {
-    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    struct timespec ts = ns_to_timespec(static_cast<uint64_t>(left));
     return neg_errno(REAL(ppoll)(fds, n, left < 0 ? nullptr : &ts, helper_wait_mask()));
   });
 }
@@ -721,9 +700,8 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
       if (FD_ISSET(fd, &in_ex)) ev |= POLLPRI;
       if (ev != 0) pfds[n++] = {fd, ev, 0};
     }
-    uint64_t start = monotonic_ns();
-    int64_t tns =
-        tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
+    uint64_t start = monotonic_now_ns();
+    int64_t tns = tv == nullptr ? -1 : static_cast<int64_t>(timeval_to_ns(*tv));
     int r = poll_loop(pfds, n, tns, [&] {
       if (rd != nullptr) *rd = in_rd;
       if (wr != nullptr) *wr = in_wr;
@@ -733,10 +711,9 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
     });
     if (r != INT_MIN) {
       if (tv != nullptr) {  // Linux reports the time not slept
-        int64_t left = tns - static_cast<int64_t>(monotonic_ns() - start);
+        int64_t left = tns - static_cast<int64_t>(monotonic_now_ns() - start);
         if (left < 0) left = 0;
-        tv->tv_sec = left / 1000000000;
-        tv->tv_usec = (left % 1000000000) / 1000;
+        *tv = ns_to_timeval(static_cast<uint64_t>(left));
       }
       return r;
     }
@@ -746,17 +723,16 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
   }
   // pselect leaves the sets alone when it fails (EINTR), and does not
   // report the time left: that is done here, as Linux's select does.
-  int64_t tns = tv == nullptr ? -1 : int64_t{tv->tv_sec} * 1000000000 + int64_t{tv->tv_usec} * 1000;
-  uint64_t start = monotonic_ns();
+  int64_t tns = tv == nullptr ? -1 : static_cast<int64_t>(timeval_to_ns(*tv));
+  uint64_t start = monotonic_now_ns();
   int r = poll_offload(SYS_select, tns, [&](int64_t left) {
-    struct timespec ts = ns_to_ts(static_cast<uint64_t>(left));
+    struct timespec ts = ns_to_timespec(static_cast<uint64_t>(left));
     return neg_errno(pselect(nfds, rd, wr, ex, left < 0 ? nullptr : &ts, helper_wait_mask()));
   });
   if (tv != nullptr) {
-    int64_t left = tns - static_cast<int64_t>(monotonic_ns() - start);
+    int64_t left = tns - static_cast<int64_t>(monotonic_now_ns() - start);
     if (left < 0 || r == 0) left = 0;
-    tv->tv_sec = left / 1000000000;
-    tv->tv_usec = (left % 1000000000) / 1000;
+    *tv = ns_to_timeval(static_cast<uint64_t>(left));
   }
   return r;
 }
@@ -767,20 +743,20 @@ PARLIB_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timev
 PARLIB_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
                                struct timespec *rem) {
   bool supported = clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME;
-  if (!can_block_async() || !supported || !timespec_valid(req))
+  if (!can_block_async() || !supported || !timespec_is_valid(req))
     return REAL(clock_nanosleep)(clk, flags, req, rem);
   if (flags & TIMER_ABSTIME) return static_cast<int>(-sleep_abs(clk, *req));
-  uint64_t deadline = clock_ns(clk) + ts_to_ns(*req);
-  if (sleep_abs(clk, ns_to_ts(deadline)) == 0) return 0;
+  uint64_t deadline = clock_ns(clk) + timespec_to_ns(*req);
+  if (sleep_abs(clk, ns_to_timespec(deadline)) == 0) return 0;
   if (rem != nullptr) {
     uint64_t end = clock_ns(clk);
-    *rem = ns_to_ts(deadline > end ? deadline - end : 0);
+    *rem = ns_to_timespec(deadline > end ? deadline - end : 0);
   }
   return EINTR;
 }
 
 PARLIB_API int nanosleep(const struct timespec *req, struct timespec *rem) {
-  if (!can_block_async() || !timespec_valid(req)) return REAL(nanosleep)(req, rem);
+  if (!can_block_async() || !timespec_is_valid(req)) return REAL(nanosleep)(req, rem);
   return static_cast<int>(set_errno(sleep_rel(*req, rem)));
 }
 

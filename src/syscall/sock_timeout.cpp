@@ -28,14 +28,12 @@ uint64_t sock_deadline(SockTimeout *t, int fd) {
   t->not_socket = r != 0 && errno == ENOTSOCK;
   errno = saved;
   if (r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return 0;
-  uint64_t ns = static_cast<uint64_t>(tv.tv_sec) * 1000000000u +
-                static_cast<uint64_t>(tv.tv_usec) * 1000u;
-  t->deadline_ns = monotonic_ns() + ns;
+  t->deadline_ns = monotonic_now_ns() + timeval_to_ns(tv);
   return t->deadline_ns;
 }
 
 bool sock_deadline_passed(const SockTimeout *t) {
-  return t != nullptr && t->known && t->deadline_ns != 0 && monotonic_ns() >= t->deadline_ns;
+  return t != nullptr && t->known && t->deadline_ns != 0 && monotonic_now_ns() >= t->deadline_ns;
 }
 
 }  // namespace parlib::detail

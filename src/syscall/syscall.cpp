@@ -159,12 +159,6 @@ long raw_futex(std::atomic<uint32_t> *word, int op, uint32_t val) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), op, val, nullptr, nullptr, 0);
 }
 
-uint64_t clock_now_ns(clockid_t clk) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 bool env_flag(const char *name) {
   const char *s = getenv(name);
   return s != nullptr && *s != '\0' && strcmp(s, "0") != 0;
@@ -529,10 +523,8 @@ long wait_ready(Job *j) {
     struct timespec left;
     struct timespec *tmo = nullptr;
     if (j->deadline_ns != 0) {
-      uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
-      uint64_t ns = j->deadline_ns > now ? j->deadline_ns - now : 0;
-      left.tv_sec = static_cast<time_t>(ns / 1000000000u);
-      left.tv_nsec = static_cast<long>(ns % 1000000000u);
+      uint64_t now = monotonic_now_ns();
+      left = ns_to_timespec(j->deadline_ns > now ? j->deadline_ns - now : 0);
       tmo = &left;
     }
     long n = syscall(SYS_ppoll, &p, 1, tmo, &g_sys.helper_wait_mask, _NSIG / 8);
@@ -711,10 +703,6 @@ void alarm_fired(struct alarm_waiter *w) {
   deliver_sysc(sc);  // in vcore context, on the vcore that started it
 }
 
-uint64_t ts_ns(const struct timespec &ts) {
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // The fallback's sleep: an alarm whose callback delivers the descriptor.
 // Returns 0, or -EINTR when interrupted (the alarm stopped).
 long alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
@@ -723,15 +711,11 @@ long alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
   AlarmSleep as;
   init_waiter(&as.w, alarm_fired);
   as.sc = &sc;
-  uint64_t deadline = ts_ns(abs);
+  uint64_t deadline = timespec_to_ns(abs);
   if (clk == CLOCK_REALTIME) {
     set_waiter_abs_unix(&as.w, (deadline + 999) / 1000);
   } else {
-    if (clk == CLOCK_BOOTTIME) {
-      uint64_t boot = clock_now_ns(CLOCK_BOOTTIME);
-      uint64_t mono = clock_now_ns(CLOCK_MONOTONIC);
-      deadline = deadline > boot ? mono + (deadline - boot) : mono;
-    }
+    if (clk == CLOCK_BOOTTIME) deadline = deadline_to_monotonic_ns(CLOCK_BOOTTIME, deadline);
     set_waiter_abs(&as.w, (deadline + 999) / 1000);
   }
   HelperWait hw = {current_uthread, nullptr, &as, nullptr, nullptr};
@@ -806,8 +790,6 @@ bool can_block_async() {
   return uth != nullptr && uth->notif_disabled_depth_ == 0;
 }
 
-uint64_t monotonic_ns() { return clock_now_ns(CLOCK_MONOTONIC); }
-
 void sysc_prepare(struct syscall *sc, long num) {
   memset(sc, 0, sizeof *sc);
   sc->uth = current_uthread;
@@ -875,9 +857,7 @@ namespace {
 // or receive that is cancelled after moving some data completes with that
 // count (io_uring keeps partial counts of cancelled socket operations).
 long ring_wait_deadline(VcoreRing *r, struct syscall *sc, uint64_t deadline_ns, long expired) {
-  __kernel_timespec ts;
-  ts.tv_sec = static_cast<long long>(deadline_ns / 1000000000u);
-  ts.tv_nsec = static_cast<long long>(deadline_ns % 1000000000u);
+  __kernel_timespec ts = ns_to_timespec<__kernel_timespec>(deadline_ns);
   io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
   while (sqe == nullptr) {
     io_uring_submit(&r->ring);
@@ -990,10 +970,9 @@ int wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns) {
                            static_cast<unsigned>(fds[i].events) | POLLERR | POLLHUP);
   }
   __kernel_timespec ts;
-  if (deadline_ns == 0 && sc.pending_ == 0) deadline_ns = monotonic_ns() + 3600ull * 1000000000u;
+  if (deadline_ns == 0 && sc.pending_ == 0) deadline_ns = monotonic_now_ns() + 3600 * kNsPerSec;
   if (deadline_ns != 0) {
-    ts.tv_sec = static_cast<long long>(deadline_ns / 1000000000u);
-    ts.tv_nsec = static_cast<long long>(deadline_ns % 1000000000u);
+    ts = ns_to_timespec<__kernel_timespec>(deadline_ns);
     io_uring_sqe *sqe = ring_sqe(r, &sc);
     io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
   }

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "common/clock.h"
+
 namespace parlib::detail {
 
 // Called once by install_default_event_handlers(): resolves glibc's
@@ -113,8 +115,6 @@ long sleep_until(clockid_t clk, const struct timespec &abs_deadline);
 // io_uring backend only. Returns 0, -EINTR when interrupted, or -1 if no
 // ring could be had.
 int wait_any_ready(const struct pollfd *fds, nfds_t n, uint64_t deadline_ns);
-
-uint64_t monotonic_ns();
 
 // Calls the EV_SYSCALL handler for sc as if its event had arrived.
 void deliver_sysc(struct syscall *sc);

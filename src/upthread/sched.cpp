@@ -17,6 +17,7 @@
 #include <ctime>
 #include <new>
 
+#include "common/clock.h"
 #include "upthread/upthread_internal.h"
 
 namespace parlib::detail::upthread_impl {
@@ -74,12 +75,6 @@ std::atomic<bool> g_can_steal{true};
 std::atomic<uint32_t> g_next_placement{0};
 std::atomic<int> g_live{1};  // thread0
 struct upthread g_thread0;
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
 
 // The queue operations proper; the caller holds q.lock. The length is
 // written under the lock and read without it only as a hint.
@@ -258,7 +253,7 @@ bool is_spare(uint32_t id) { return id >= static_cast<uint32_t>(g_max); }
   }
   vs.tick_stopping = true;
   if (vs.tick_armed && stop_alarm(&vs.tick)) vs.tick_armed = false;
-  vs.idle_since_ns = now_ns();
+  vs.idle_since_ns = monotonic_now_ns();
   vcore_yield();
   __builtin_unreachable();  // vcore_yield starts the vcore afresh
 }
@@ -267,7 +262,7 @@ void sched_entry() {
   uint32_t id = vcore_id();
   VcoreSched &vs = g_vcores[id];
   if (vs.idle_since_ns != 0) {
-    bump(vs.idle_ns, now_ns() - vs.idle_since_ns);
+    bump(vs.idle_ns, monotonic_now_ns() - vs.idle_since_ns);
     vs.idle_since_ns = 0;
   }
   bool spare = is_spare(id);
@@ -300,7 +295,7 @@ void sched_entry() {
     __builtin_ia32_pause();
     handle_events();
   }
-  vs.idle_since_ns = now_ns();
+  vs.idle_since_ns = monotonic_now_ns();
   vcore_yield();
 }
 

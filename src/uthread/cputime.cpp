@@ -21,6 +21,7 @@
 
 #include <cstdint>
 
+#include "common/clock.h"
 #include "vcore/arch/arch.h"
 #include "vcore/vcore_internal.h"
 
@@ -32,23 +33,13 @@ namespace {
 
 constexpr uint64_t kResyncNs = 50'000;
 
-uint64_t ns_of(const timespec &ts) {
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-uint64_t wall_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ns_of(ts);
-}
-
 // The calling task's CPU time. A raw system call: under the preload shim
 // clock_gettime(CLOCK_THREAD_CPUTIME_ID) from a uthread means the uthread's
 // clock, which is computed here.
 uint64_t task_cpu_ns() {
   timespec ts{};
   raw_syscall4(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, reinterpret_cast<long>(&ts), 0, 0);
-  return ns_of(ts);
+  return timespec_to_ns(ts);
 }
 
 void sync(Vcore &vc, uint64_t wall) {
@@ -59,7 +50,7 @@ void sync(Vcore &vc, uint64_t wall) {
 }  // namespace
 
 void switch_point_slow(Vcore &vc, struct uthread *next, bool exact) {
-  uint64_t wall = wall_ns();
+  uint64_t wall = monotonic_now_ns();
   if (exact || wall - vc.acct_sync_wall_ns >= kResyncNs) sync(vc, wall);
   uint64_t now = vc.acct_sync_cpu_ns + (wall - vc.acct_sync_wall_ns);
   if (struct uthread *u = vc.acct_uth; u != nullptr && now > vc.acct_mark_ns) {

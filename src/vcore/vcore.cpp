@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/clock.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
 #include "vcore/arch/arch.h"
@@ -85,12 +86,6 @@ int g_init_errno = 0;  // 0 once vcore_lib_init succeeded
 
 long futex(std::atomic<uint32_t> *word, int op, uint32_t val) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), op, val, nullptr, nullptr, 0);
-}
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 enum class EnvValue { kUnset, kValid, kInvalid };
@@ -188,12 +183,12 @@ bool run_idle_polls(uint32_t id) {
 void park_until_online(Vcore &vc, bool spin) {
   uint64_t spin_ns = spin ? uint64_t{g_rt.idle_spin_us.load(std::memory_order_relaxed)} * 1000 : 0;
   if (spin_ns != 0) {
-    uint64_t deadline = now_ns() + spin_ns;
+    uint64_t deadline = monotonic_now_ns() + spin_ns;
     for (unsigned i = 1;; ++i) {
       if (vc.state.load(std::memory_order_acquire) == kOnline) return;
       if ((wanted_back(vc.id) || run_idle_polls(vc.id)) && vcore_bring_online(vc.id)) return;
       cpu_pause();
-      if ((i & 63) == 0 && now_ns() >= deadline) break;
+      if ((i & 63) == 0 && monotonic_now_ns() >= deadline) break;
     }
   }
   for (;;) {

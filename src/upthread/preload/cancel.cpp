@@ -10,6 +10,7 @@
 
 #include <upthread/upthread.h>
 
+#include "common/clock.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
@@ -47,18 +48,12 @@ void testcancel() {
 int cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req, timespec *rem) {
   if (!on_uthread() || from_runtime(ret) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC))
     return -1;
-  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return -1;
+  if (!parlib::detail::timespec_is_valid(*req)) return -1;
   testcancel();
   timespec abs = *req;
   if (!(flags & TIMER_ABSTIME)) {
     // A relative sleep: the deadline on clock.
-    clock_gettime(clock, &abs);
-    abs.tv_sec += req->tv_sec;
-    abs.tv_nsec += req->tv_nsec;
-    if (abs.tv_nsec >= 1000000000) {
-      abs.tv_nsec -= 1000000000;
-      abs.tv_sec += 1;
-    }
+    abs = parlib::detail::timespec_add(parlib::detail::clock_now(clock), *req);
   }
   // A timed wait on a word nobody else wakes: only the deadline, a
   // cancellation or a signal (their kicks) ends it.
@@ -69,11 +64,10 @@ int cancellable_sleep(void *ret, clockid_t clock, int flags, const timespec *req
     if (r == ETIMEDOUT) return 0;
     if (r == EINTR || r == ERESTART) {
       if (rem != nullptr && !(flags & TIMER_ABSTIME)) {
-        timespec now;
-        clock_gettime(clock, &now);
-        int64_t left = (int64_t{abs.tv_sec} - now.tv_sec) * 1000000000 + (abs.tv_nsec - now.tv_nsec);
-        if (left < 0) left = 0;
-        *rem = timespec{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+        // Modular difference read as signed: a deadline passed is 0 left.
+        int64_t left = static_cast<int64_t>(parlib::detail::timespec_to_ns(abs) -
+                                            parlib::detail::clock_ns(clock));
+        *rem = parlib::detail::ns_to_timespec(left < 0 ? 0 : static_cast<uint64_t>(left));
       }
       return EINTR;
     }

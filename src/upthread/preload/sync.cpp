@@ -29,6 +29,7 @@
 
 #include <upthread/upthread.h>
 
+#include "common/clock.h"
 #include "mutex.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
@@ -45,16 +46,14 @@ namespace {
 // the waker sees the count, or the kernel's compare sees the new value.
 std::atomic<int> g_native_waiters{0};
 
-int64_t ns_of(const timespec &ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
-
 // Relative time left until abstime on clock; false once it has passed.
+// The difference is taken modulo 2^64 and read as signed, so an abstime
+// with a negative tv_sec is simply in the past.
 bool time_left(const timespec *abstime, clockid_t clock, timespec *rel) {
-  timespec now;
-  clock_gettime(clock, &now);
-  int64_t left = ns_of(*abstime) - ns_of(now);
+  using parlib::detail::timespec_to_ns;
+  int64_t left = static_cast<int64_t>(timespec_to_ns(*abstime) - parlib::detail::clock_ns(clock));
   if (left <= 0) return false;
-  rel->tv_sec = static_cast<time_t>(left / 1000000000);
-  rel->tv_nsec = static_cast<long>(left % 1000000000);
+  *rel = parlib::detail::ns_to_timespec(static_cast<uint64_t>(left));
   return true;
 }
 

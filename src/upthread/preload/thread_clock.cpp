@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "common/clock.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
@@ -62,17 +63,13 @@ int clock_ns(clockid_t clock, uint64_t *ns) {
   return err == ESRCH ? EINVAL : err;
 }
 
-timespec ts_of(uint64_t ns) {
-  return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-}
-
 }  // namespace
 
 void thread_clock_init(struct upthread *main_ut) {
   g_main_ut = main_ut;
   timespec ts{};
   if (syscall(SYS_clock_gettime, clock_of_tid(getpid()), &ts) == 0)
-    g_main_base_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+    g_main_base_ns = timespec_to_ns(ts);
   uthread_enable_cpu_accounting();
 }
 
@@ -89,7 +86,7 @@ SHIM_EXPORT int clock_gettime(clockid_t clock, struct timespec *ts) {
     errno = err;
     return -1;
   }
-  *ts = ts_of(ns);
+  *ts = parlib::detail::ns_to_timespec(ns);
   return 0;
 }
 

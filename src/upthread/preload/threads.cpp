@@ -29,6 +29,7 @@
 #include <parlib/vcore.h>
 #include <upthread/upthread.h>
 
+#include "common/clock.h"
 #include "event/foreign_call.h"
 #include "mutex.h"
 #include "shim.h"
@@ -617,13 +618,7 @@ SHIM_EXPORT long syscall(long number, ...) {
       clockid_t clock = CLOCK_MONOTONIC;
       if (ts != nullptr && op == FUTEX_WAIT) {
         // relative timeout: make it a monotonic deadline
-        clock_gettime(CLOCK_MONOTONIC, &abs);
-        abs.tv_sec += ts->tv_sec;
-        abs.tv_nsec += ts->tv_nsec;
-        if (abs.tv_nsec >= 1000000000) {
-          abs.tv_nsec -= 1000000000;
-          abs.tv_sec += 1;
-        }
+        abs = parlib::detail::timespec_add(parlib::detail::clock_now(CLOCK_MONOTONIC), *ts);
       } else if (ts != nullptr) {
         abs = *ts;
         if (op & FUTEX_CLOCK_REALTIME) clock = CLOCK_REALTIME;
