@@ -11,7 +11,6 @@
 #include <parlib/spinlock.h>
 
 #include <dlfcn.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,6 +21,7 @@
 #include <climits>
 #include <mutex>
 
+#include "common/futex.h"
 #include "sync/sync_internal.h"
 
 namespace parlib::detail {
@@ -42,11 +42,11 @@ TimerService g_timer;
 void futex_wait_word(std::atomic<uint32_t>* word, uint32_t val, const struct timespec* rel) {
   // A raw system call: this thread is a plain kernel thread and must block
   // in the kernel. EAGAIN/EINTR/ETIMEDOUT all just mean "look again".
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, val, rel, nullptr, 0);
+  futex_wait(word, val, rel);
 }
 
 void futex_wake_word(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  futex_wake(word, 1);
 }
 
 void unlink(TimerService& t, TimedWait* e) {

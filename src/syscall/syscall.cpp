@@ -4,7 +4,6 @@
 // helper-thread fallback. See docs/syscall.md.
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <parlib/alarm.h>
 #include <parlib/event.h>
 #include <parlib/uthread.h>
@@ -23,6 +22,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
 #include "event/event_internal.h"
@@ -154,10 +154,6 @@ struct SyscallRuntime {
 };
 
 SyscallRuntime g_sys;
-
-long raw_futex(std::atomic<uint32_t> *word, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), op, val, nullptr, nullptr, 0);
-}
 
 bool env_flag(const char *name) {
   const char *s = getenv(name);
@@ -423,7 +419,7 @@ void ring_sleep(uint32_t id, std::atomic<uint32_t> *state) {
   VcoreRing &r = g_sys.rings[id];
   if (r.status.load(std::memory_order_relaxed) != kRingReady) {
     // No ring, so nothing in flight: the futex, as the vcore layer does.
-    raw_futex(state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
+    futex_wait(state, kOfflineSleeping);
     return;
   }
   // wake() writes the eventfd only once we announced the kernel wait below.
@@ -465,7 +461,7 @@ void ring_wake(uint32_t id, std::atomic<uint32_t> *state) {
   }
   // A vcore without a ring sleeps on the futex instead.
   if (r.status.load(std::memory_order_acquire) != kRingReady)
-    raw_futex(state, FUTEX_WAKE_PRIVATE, 1);
+    futex_wake(state, 1);
 }
 
 const IdleWaiter g_ring_waiter = {ring_sleep, ring_wake};
@@ -597,7 +593,7 @@ void *helper_main(void *) {
     }
     p.idle++;
     pool_unlock(p);
-    raw_futex(&p.seq, FUTEX_WAIT_PRIVATE, seen);
+    futex_wait(&p.seq, seen);
     pool_lock(p);
     p.idle--;
     pool_unlock(p);
@@ -678,7 +674,7 @@ void pool_submit(Job *j, HelperWait *w) {
   int threads = p.threads;
   pool_unlock(p);
   p.seq.fetch_add(1, std::memory_order_release);
-  raw_futex(&p.seq, FUTEX_WAKE_PRIVATE, 1);
+  futex_wake(&p.seq, 1);
   if (spawn && !start_helper()) {
     pool_lock(p);
     p.threads--;

@@ -12,10 +12,10 @@
 
 #include <atomic>
 #include <cstdio>
-#include <linux/futex.h>
 #include <memory>
 #include <mutex>
 
+#include "common/futex.h"
 #include "upthread/upthread_internal.h"
 
 namespace parlib::detail::upthread_impl {
@@ -129,8 +129,7 @@ void *monitor_main(void *) {
       for (int v = max_vcores(); v < vcore_slots(); ++v)
         if (vcore_is_online(static_cast<uint32_t>(v))) retire_spare(static_cast<uint32_t>(v));
       busy = false;
-      syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_period_changes), FUTEX_WAIT_PRIVATE,
-              changes, nullptr, nullptr, 0);
+      futex_wait(&g_period_changes, changes);
       continue;
     }
     // While spares are in use, look 8 times as often: vcores get stuck in
@@ -161,7 +160,6 @@ using namespace parlib::detail::upthread_impl;
 extern "C" void upthread_set_stuck_check_period(uint64_t usec) {
   g_check_us.store(usec, std::memory_order_release);
   g_period_changes.fetch_add(1, std::memory_order_release);
-  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_period_changes), FUTEX_WAKE_PRIVATE, 1,
-          nullptr, nullptr, 0);
+  parlib::detail::futex_wake(&g_period_changes, 1);
   if (usec != 0 && max_spare_vcores() > 0) std::call_once(g_start_once, start_monitor);
 }

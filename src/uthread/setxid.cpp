@@ -33,13 +33,13 @@
 #include <sys/syscall.h>
 #include <sys/ucontext.h>
 
-#include <linux/futex.h>
 #include <pthread.h>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "common/futex.h"
 #include "common/raw_log.h"
 #include "vcore/arch/arch.h"
 
@@ -149,9 +149,9 @@ void sync_main_task() {
   read_credentials(&g_wanted);
   uint32_t job = g_job_posted.load(std::memory_order_relaxed) + 1;
   g_job_posted.store(job, std::memory_order_release);
-  raw(SYS_futex, addr(&g_job_posted), FUTEX_WAKE_PRIVATE, 1);
+  futex_wake(&g_job_posted, 1);
   for (uint32_t done; (done = g_job_done.load(std::memory_order_acquire)) != job;)
-    raw_syscall4(SYS_futex, addr(&g_job_done), FUTEX_WAIT_PRIVATE, done, 0);
+    futex_wait(&g_job_done, done);
 }
 
 void (*g_restorer)() = nullptr;  // glibc's __restore_rt: a signal frame's return address
@@ -243,13 +243,13 @@ void init() {
   for (;;) {
     uint32_t job = g_job_posted.load(std::memory_order_acquire);
     if (job == done) {
-      raw_syscall4(SYS_futex, addr(&g_job_posted), FUTEX_WAIT_PRIVATE, job, 0);
+      futex_wait(&g_job_posted, job);
       continue;
     }
     take_credentials();
     done = job;
     g_job_done.store(done, std::memory_order_release);
-    raw(SYS_futex, addr(&g_job_done), FUTEX_WAKE_PRIVATE, 1);
+    futex_wake(&g_job_done, 1);
   }
 }
 

@@ -3,7 +3,6 @@
 #include "vcore/vcore_internal.h"
 
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include <new>
 
 #include "common/clock.h"
+#include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
 #include "vcore/arch/arch.h"
@@ -84,10 +84,6 @@ VcoreRuntime g_rt;
 std::once_flag g_init_once;
 int g_init_errno = 0;  // 0 once vcore_lib_init succeeded
 
-long futex(std::atomic<uint32_t> *word, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), op, val, nullptr, nullptr, 0);
-}
-
 enum class EnvValue { kUnset, kValid, kInvalid };
 
 // Reads an environment variable holding an integer in [min, max]; a
@@ -112,11 +108,9 @@ void raise_wanted_to(int n) {
   }
 }
 
-void futex_sleep(uint32_t, std::atomic<uint32_t> *state) {
-  futex(state, FUTEX_WAIT_PRIVATE, kOfflineSleeping);
-}
-void futex_wake(uint32_t, std::atomic<uint32_t> *state) { futex(state, FUTEX_WAKE_PRIVATE, 1); }
-const IdleWaiter g_futex_waiter = {futex_sleep, futex_wake};
+void futex_sleep(uint32_t, std::atomic<uint32_t> *state) { futex_wait(state, kOfflineSleeping); }
+void futex_wake_one(uint32_t, std::atomic<uint32_t> *state) { futex_wake(state, 1); }
+const IdleWaiter g_futex_waiter = {futex_sleep, futex_wake_one};
 std::atomic<const IdleWaiter *> g_idle_waiter{&g_futex_waiter};
 
 bool probe_work(uint32_t id) {

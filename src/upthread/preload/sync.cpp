@@ -30,6 +30,7 @@
 #include <upthread/upthread.h>
 
 #include "common/clock.h"
+#include "common/futex.h"
 #include "mutex.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
@@ -59,7 +60,7 @@ bool time_left(const timespec *abstime, clockid_t clock, timespec *rel) {
 
 int kernel_wait(int *word, int val, const timespec *rel) {
   g_native_waiters.fetch_add(1, std::memory_order_seq_cst);
-  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, nullptr, 0);
+  parlib::detail::futex_wait(word, val, rel);
   g_native_waiters.fetch_sub(1, std::memory_order_seq_cst);
   return 0;
 }
@@ -127,7 +128,7 @@ void futex_wake(int *word, int n) {
   if (!g_native_only.load(std::memory_order_relaxed)) ::futex(word, FUTEX_WAKE, n, nullptr, nullptr, 0);
   if (g_native_only.load(std::memory_order_relaxed) ||
       g_native_waiters.load(std::memory_order_seq_cst) > 0)
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+    parlib::detail::futex_wake(word, n);
   errno = saved_errno;
 }
 
