@@ -67,6 +67,7 @@
 #include "common/clock.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
+#include "common/spinlock.h"
 #include "event/alarm_internal.h"
 #include "event/event_internal.h"
 
@@ -86,35 +87,27 @@ constexpr size_t kInitialCapacity = size_t{1} << 16;  // 512 KiB of address spac
 constexpr int kBatch = 64;  // waiters sent per locked pass of the service thread
 constexpr unsigned kSpinsBeforeYield = 4096;  // lock spins between sched_yield calls
 
-// The service lock: test-and-test-and-set, notifications disabled while
-// held in uthread context. Critical sections are a few heap operations and
-// at most one timerfd_settime or mremap.
+// The service lock: the base TTAS lock (acquire/release: the holder's heap
+// and waiter writes happen-before the next holder's), notifications
+// disabled while held in uthread context. Critical sections are a few heap
+// operations and at most one timerfd_settime or mremap. A holder that
+// stays long was descheduled by the kernel (the service thread, or a vcore
+// on an oversubscribed CPU): a waiter gives its CPU away now and then, in
+// case the holder waits for this very CPU. sched_yield never blocks, so
+// this is allowed in vcore context too.
 class ServiceLock {
  public:
   void lock() {
     uth_disable_notifs();
-    // acquire: the holder's heap and waiter writes happen-before ours.
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      // Spin on a plain load (relaxed: only a hint; the exchange above
-      // provides the ordering) to keep the line shared while it is held.
-      // A holder that stays long was descheduled by the kernel (the service
-      // thread, or a vcore on an oversubscribed CPU): give our CPU away now
-      // and then, in case it waits for this very CPU. sched_yield never
-      // blocks, so this is allowed in vcore context too.
-      for (unsigned spins = 1; locked_.load(std::memory_order_relaxed); spins++) {
-        __builtin_ia32_pause();
-        if (spins % kSpinsBeforeYield == 0) sched_yield();
-      }
-    }
+    lock_.lock();
   }
   void unlock() {
-    // release: publishes the critical section to the next acquirer.
-    locked_.store(false, std::memory_order_release);
+    lock_.unlock();
     uth_enable_notifs();
   }
 
  private:
-  std::atomic<bool> locked_{false};
+  SpinLock<kSpinsBeforeYield> lock_;
 };
 
 class Guard {

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <new>
 
+#include "common/spinlock.h"
+
 namespace parlib::detail {
 namespace {
 
@@ -14,7 +16,7 @@ constexpr uint32_t kMaxChunks = 4096;  // 16M messages in flight at most
 
 EventNode *g_chunks[kMaxChunks];
 std::atomic<uint32_t> g_num_chunks{0};
-std::atomic_flag g_grow_lock = ATOMIC_FLAG_INIT;
+SpinLock<> g_grow_lock;
 
 // The free list: a Treiber stack of node indices. The top word packs a
 // generation tag with the index so that a pop racing with pop+push of the
@@ -42,7 +44,7 @@ void push_chain(uint32_t first, EventNode *last) {
 // Maps one more chunk of nodes. mmap is a plain system call: no user-space
 // lock that an interrupted uthread could hold is involved.
 bool grow() {
-  while (g_grow_lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+  g_grow_lock.lock();
   bool ok = true;
   if (static_cast<uint32_t>(g_free_top.load(std::memory_order_acquire)) == 0) {
     uint32_t chunk = g_num_chunks.load(std::memory_order_relaxed);
@@ -64,7 +66,7 @@ bool grow() {
       push_chain(nodes[0].index, &nodes[kChunkNodes - 1]);
     }
   }
-  g_grow_lock.clear(std::memory_order_release);
+  g_grow_lock.unlock();
   return ok;
 }
 

@@ -25,6 +25,7 @@
 #include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
+#include "common/spinlock.h"
 #include "event/event_internal.h"
 #include "syscall/syscall_internal.h"
 #include "uthread/uthread_internal.h"
@@ -125,9 +126,10 @@ struct HelperWait {
 
 // The helper threads of the fallback. The lock is a spinlock taken with
 // notifications disabled (uthread side) or by plain threads; its critical
-// sections are a few loads and stores.
+// sections are a few loads and stores. Its holder may be a descheduled
+// helper: a waiter gives its CPU away every 128 polls.
 struct HelperPool {
-  std::atomic_flag lock = ATOMIC_FLAG_INIT;
+  SpinLock<128> lock;
   Job *head = nullptr;
   Job *tail = nullptr;
   int queued = 0;                // jobs in the list
@@ -498,15 +500,8 @@ void block_on(struct syscall *sc) { uthread_yield(true, blockon_cb, sc); }
 // ---------------------------------------------------------------------------
 // Helper threads.
 
-void pool_lock(HelperPool &p) {
-  for (unsigned i = 0; p.lock.test_and_set(std::memory_order_acquire); ++i) {
-    if (i >= 128)
-      sched_yield();  // the holder may be a descheduled helper
-    else
-      __builtin_ia32_pause();
-  }
-}
-void pool_unlock(HelperPool &p) { p.lock.clear(std::memory_order_release); }
+void pool_lock(HelperPool &p) { p.lock.lock(); }
+void pool_unlock(HelperPool &p) { p.lock.unlock(); }
 
 // Waits for j's descriptor to be ready with only the interruption signal
 // unblocked (atomically, in ppoll: a signal sent since the job started is

@@ -18,25 +18,19 @@
 #include <new>
 
 #include "common/clock.h"
+#include "common/spinlock.h"
 #include "upthread/upthread_internal.h"
 
 namespace parlib::detail::upthread_impl {
 namespace {
 
-// The run-queue lock: test-and-test-and-set. It is always held with
+// The run-queue lock: the base TTAS lock (acquire: the queue links written
+// by the previous holder are visible). It is always held with
 // notifications disabled — vcore context has them off by definition, and
 // uthread-context callers (a wakeup) disable them first (lock_anywhere) —
-// so its holder is never preempted on its own vcore. Inline, because the
-// switch path takes it twice.
-struct QueueLock {
-  std::atomic<bool> held{false};
-  void lock() {
-    // acquire: the queue links written by the previous holder are visible.
-    while (held.exchange(true, std::memory_order_acquire))
-      while (held.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-  }
-  void unlock() { held.store(false, std::memory_order_release); }
-};
+// so its holder is never preempted on its own vcore. Its fast path is
+// inline, because the switch path takes it twice.
+using QueueLock = SpinLock<>;
 
 // Adds to a counter that only one vcore writes (others read it racily for
 // statistics): a plain load and store, no locked instruction.

@@ -14,6 +14,7 @@
 
 #include <parlib/syscall.h>
 
+#include "common/spinlock.h"
 #include "uthread/uthread_internal.h"
 #include "vcore/arch/arch.h"
 
@@ -34,8 +35,11 @@ struct parlib_debug_uthreads_desc {
   uint64_t sysc_num;
   struct uthread *head;  // newest first, linked through debug_next_
   uint64_t count;
-  uint64_t lock;  // nonzero while the list is being changed
+  // Nonzero while the list is being changed; a 64-bit word like the rest.
+  parlib::detail::SpinLock<0, uint64_t> lock;
 };
+static_assert(sizeof(parlib::detail::SpinLock<0, uint64_t>) == sizeof(uint64_t),
+              "the debugger reads the lock as one 64-bit word");
 PARLIB_API struct parlib_debug_uthreads_desc parlib_debug_uthreads = {
     .version = 1,
     .uthread_size = sizeof(struct uthread),
@@ -59,7 +63,6 @@ PARLIB_API struct parlib_debug_uthreads_desc parlib_debug_uthreads = {
     .sysc_num = offsetof(struct syscall, num),
     .head = nullptr,
     .count = 0,
-    .lock = 0,
 };
 }
 
@@ -68,21 +71,16 @@ namespace {
 
 uint32_t g_next_id = 1;  // under the lock; thread0 gets 1
 
-std::atomic_ref<uint64_t> lock_word() {
-  return std::atomic_ref<uint64_t>(parlib_debug_uthreads.lock);
-}
-
 // A spinlock held for a handful of stores. In uthread context the holder
 // keeps notifications disabled, so it is never switched out holding it
 // (vcore context has them disabled already).
 void lock() {
   uth_disable_notifs();
-  while (lock_word().exchange(1, std::memory_order_acquire) != 0)
-    while (lock_word().load(std::memory_order_relaxed) != 0) cpu_pause();
+  parlib_debug_uthreads.lock.lock();
 }
 
 void unlock() {
-  lock_word().store(0, std::memory_order_release);
+  parlib_debug_uthreads.lock.unlock();
   uth_enable_notifs();
 }
 

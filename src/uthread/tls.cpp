@@ -20,9 +20,10 @@
 #include <cstring>
 #include <mutex>
 
-#include <parlib/spinlock.h>
+#include <parlib/uthread.h>
 
 #include "common/raw_log.h"
+#include "common/spinlock.h"
 #include "vcore/arch/arch.h"
 
 namespace parlib::detail::tls {
@@ -153,7 +154,10 @@ static_assert(sizeof(DtvEntry) == 16);
 // link lives in the TCB's first word (tcbhead_t.tcb), rewritten on reuse.
 constexpr int kMaxCachedTcbs = 128;
 constexpr size_t kMaxLibcBlock = 1024;  // renew() saves libc's block on the stack
-spin_pdr_lock_t g_tcb_cache_lock = SPINPDR_INITIALIZER;
+// The cache's lock, held with notifications disabled (uthread side; see
+// lock_tcb_cache) for a few loads and stores. Its holder may be a vcore
+// whose CPU is shared: a waiter gives its CPU away every 128 polls.
+SpinLock<128> g_tcb_cache_lock;
 void *g_tcb_cache = nullptr;
 int g_num_cached_tcbs = 0;
 // sizeof(struct pthread), which starts with tcbhead_t: the part of the TCB
@@ -277,14 +281,26 @@ void fill_tcbhead(void *tcb) {
   }
 }
 
+// Notifications go off before the lock is taken and back on after it is
+// released, so its holder is never switched out holding it, and a
+// notification taken on enabling finds it free.
+void lock_tcb_cache() {
+  uth_disable_notifs();
+  g_tcb_cache_lock.lock();
+}
+void unlock_tcb_cache() {
+  g_tcb_cache_lock.unlock();
+  uth_enable_notifs();
+}
+
 void *take_cached_tcb() {
-  spin_pdr_lock(&g_tcb_cache_lock);
+  lock_tcb_cache();
   void *tcb = g_tcb_cache;
   if (tcb != nullptr) {
     g_tcb_cache = at<void *>(tcb, kTcbSelfTcb);
     --g_num_cached_tcbs;
   }
-  spin_pdr_unlock(&g_tcb_cache_lock);
+  unlock_tcb_cache();
   return tcb;
 }
 
@@ -346,14 +362,14 @@ void release(void *tcb, bool keep_libc_state) {
   // fit for another uthread (no per-thread locale, see
   // uthread_run_destructors).
   if (keep_libc_state && g_pthread_size != 0) {
-    spin_pdr_lock(&g_tcb_cache_lock);
+    lock_tcb_cache();
     bool cached = g_num_cached_tcbs < kMaxCachedTcbs;
     if (cached) {
       at<void *>(tcb, kTcbSelfTcb) = g_tcb_cache;
       g_tcb_cache = tcb;
       ++g_num_cached_tcbs;
     }
-    spin_pdr_unlock(&g_tcb_cache_lock);
+    unlock_tcb_cache();
     if (cached) return;
   }
   if (keep_libc_state && g_libc_size != 0) {

@@ -30,6 +30,7 @@
 #include <upthread/upthread.h>
 
 #include "common/clock.h"
+#include "common/spinlock.h"
 #include "event/foreign_call.h"
 #include "mutex.h"
 #include "shim.h"
@@ -89,8 +90,8 @@ int find_runtime_ranges() {
   Dl_info a{}, b{};
   dladdr(reinterpret_cast<void *>(&vcore_id), &a);
   dladdr(reinterpret_cast<void *>(&upthread_yield), &b);
-  static std::atomic_flag busy = ATOMIC_FLAG_INIT;
-  while (busy.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+  static parlib::detail::SpinLock<> busy;
+  busy.lock();
   int n = g_num_runtime.load(std::memory_order_acquire);
   if (n < 0) {
     Collect c{{reinterpret_cast<uintptr_t>(a.dli_fbase), reinterpret_cast<uintptr_t>(b.dli_fbase)},
@@ -101,7 +102,7 @@ int find_runtime_ranges() {
     n = c.n;
     g_num_runtime.store(n, std::memory_order_release);
   }
-  busy.clear(std::memory_order_release);
+  busy.unlock();
   return n;
 }
 
