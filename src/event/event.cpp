@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/hook_list.h"
 #include "common/raw_log.h"
 #include "event/event_internal.h"
 #include "event/stall.h"
@@ -36,6 +37,13 @@ namespace parlib::detail {
 void (*g_reap_syscalls_hook)() = nullptr;
 
 namespace {
+
+HookList<void (*)(), 2> g_lib_init_hooks;  // add_event_lib_init_hook
+
+// The event layer starts with the uthread layer: uthread_lib_init runs
+// event_lib_init among its start hooks. Registered at load time, before
+// any code can call uthread_lib_init.
+[[gnu::constructor]] void start_with_uthread_layer() { add_uthread_lib_init_hook(event_lib_init); }
 
 constexpr int kNotifySignal = SIGUSR1;
 // A notification put off at an unsafe point is retried after this long,
@@ -242,7 +250,7 @@ void init_events() {
     if (tid != 0) create_retry_timer(static_cast<uint32_t>(i));
   }
   dl_iterate_phdr(collect_unsafe_ranges, reinterpret_cast<void *>(&on_notify));
-  install_default_event_handlers();
+  g_lib_init_hooks.run();
 
   struct sigaction sa {};
   sa.sa_sigaction = on_notify;
@@ -256,7 +264,7 @@ void init_events() {
 
   set_vcore_work_probe(vcore_has_events);
   g_notif_pending_hook = deliver_deferred_notification;
-  g_handle_events_hook = handle_events_if_any;
+  add_vcore_context_hook(handle_events_if_any);
   init_stall_detector(kNotifySignal);
 }
 
@@ -274,6 +282,9 @@ void handle_events_if_any() {
 }
 
 }  // namespace
+
+void add_event_lib_init_hook(void (*hook)()) { g_lib_init_hooks.add(hook, "add_event_lib_init_hook"); }
+
 }  // namespace parlib::detail
 
 using namespace parlib::detail;

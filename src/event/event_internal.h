@@ -19,9 +19,12 @@ bool disarm_retry_timer(uint32_t id);
 // The syscall layer's completion reaper, run by handle_events().
 extern void (*g_reap_syscalls_hook)();
 
-// Installs the library's own handlers (EV_ALARM, EV_SYSCALL) where those
-// layers are built in; called once by event_lib_init.
-void install_default_event_handlers();
+// A layer above that owns an event type (the syscall layer: EV_SYSCALL)
+// or must start with the event layer adds its start here: event_lib_init
+// runs the hooks once, in the order added, after the queues exist and
+// before the notification handler is installed, so that every handler is
+// set before the first event can arrive. Added at load time.
+void add_event_lib_init_hook(void (*hook)());
 
 }  // namespace parlib::detail
 

@@ -144,7 +144,6 @@ struct SyscallRuntime {
   int nr_vcores = 0;
   VcoreRing *rings = nullptr;
   std::once_flag chain_once;
-  void (*prev_events_hook)() = nullptr;
   HelperPool pool;
   int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
                              void *) = nullptr;
@@ -370,8 +369,7 @@ void reap_this_vcore() {
 // in the CQ are taken every time; entering the kernel for deferred ones
 // (a system call) only every fourth pass, since every submission, every
 // block and the idle loop enter anyway.
-void chained_events_hook() {
-  if (g_sys.prev_events_hook != nullptr) g_sys.prev_events_hook();
+void reap_in_vcore_context() {
   if (g_sys.backend.load(std::memory_order_relaxed) != PARLIB_SYSC_IO_URING) return;
   VcoreRing &r = g_sys.rings[tls_vcoreid];
   if (r.status.load(std::memory_order_relaxed) != kRingReady) return;
@@ -384,24 +382,21 @@ void chained_events_hook() {
 }
 
 // The event layer calls g_reap_syscalls_hook only from handle_events(),
-// which its vcore_entry hook runs only when events are queued. A vcore that
-// is busy must still reap on every pass through vcore context, so the
-// first ring puts the reaper behind the uthread layer's handle-events hook.
-// By then event_lib_init has set that hook (rings are made in uthread
-// context only). docs/syscall.md ("Reaping") proposes a proper hook.
-void chain_events_hook() {
-  g_sys.prev_events_hook = __atomic_load_n(&g_handle_events_hook, __ATOMIC_ACQUIRE);
-  __atomic_store_n(&g_handle_events_hook, &chained_events_hook, __ATOMIC_RELEASE);
-}
+// which its vcore-context hook runs only when events are queued. A vcore
+// that is busy must still reap on every pass through vcore context, so the
+// first ring adds the reaper to the uthread layer's vcore-context hooks,
+// after the event layer's (added by event_lib_init, which ran before any
+// ring: rings are made in uthread context only).
+void add_reaper_hook() { add_vcore_context_hook(reap_in_vcore_context); }
 
 // ---------------------------------------------------------------------------
 // The idle waiter: an offline vcore sleeps in io_uring_enter on its ring,
 // where both its completions and wake()'s eventfd write find it.
 
 void wake_vcore_for_completions(uint32_t id) {
-  // vcore_entry runs the chained events hook first thing, which delivers
-  // what is on the done list: no detour through notif_pending and
-  // handle_events (a ring exists, so the hook is chained).
+  // vcore_entry runs the vcore-context hooks first thing, the reaper among
+  // them (a ring exists, so it was added), which delivers what is on the
+  // done list: no detour through notif_pending and handle_events.
   vcore_bring_online(id);
 }
 
@@ -800,7 +795,7 @@ VcoreRing *this_ring() {
     r.status.store(kRingFailed, std::memory_order_release);
     return nullptr;
   }
-  std::call_once(g_sys.chain_once, chain_events_hook);
+  std::call_once(g_sys.chain_once, add_reaper_hook);
   // release: wake() on another thread then writes the eventfd only.
   r.status.store(kRingReady, std::memory_order_release);
   return &r;
@@ -1058,6 +1053,13 @@ void syscall_layer_init() {
     set_vcore_idle_waiter(&g_ring_waiter);
   }
   g_sys.backend.store(backend, std::memory_order_release);
+}
+
+// The syscall layer starts with the event layer, which runs this among its
+// start hooks: EV_SYSCALL's handler is set before the first event can
+// arrive. Registered at load time, before any code can call event_lib_init.
+[[gnu::constructor]] static void start_with_event_layer() {
+  add_event_lib_init_hook(syscall_layer_init);
 }
 
 }  // namespace parlib::detail

@@ -17,8 +17,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include <parlib/event.h>
 
+#include "common/hook_list.h"
 #include "common/raw_log.h"
 #include "uthread/cputime.h"
 #include "uthread/debug_registry.h"
@@ -40,10 +40,13 @@ void destroy_dtls(void);
 
 namespace parlib::detail {
 
-void (*g_handle_events_hook)() = nullptr;
 void (*g_notif_pending_hook)() = nullptr;
 
 namespace {
+
+// The hooks of the layers above (see uthread_internal.h).
+HookList<void (*)(), 2> g_lib_init_hooks;
+HookList<void (*)(), 4> g_vcore_context_hooks;
 
 constexpr size_t kMinUthreadStack = 16 << 10;
 
@@ -102,6 +105,8 @@ void init_uthread_layer() {
   g_off_vcoreid = tls_offset_of(&tls_vcoreid);
   debug_registry_init(g_off_vcoreid);
   set_stack_describer(describe_current_stack);
+  // Vcore context starts in vcore_entry from now on.
+  set_vcore_context_entry(vcore_entry);
 }
 
 // Runs on the park stack of the main kernel task: hands thread0 (saved just
@@ -281,6 +286,17 @@ void transition(struct uthread *uth, uint32_t allowed, uint32_t next, const char
 }  // namespace
 }  // namespace parlib::detail
 
+namespace parlib::detail {
+
+void add_uthread_lib_init_hook(void (*hook)()) {
+  g_lib_init_hooks.add(hook, "add_uthread_lib_init_hook");
+}
+void add_vcore_context_hook(void (*hook)()) {
+  g_vcore_context_hooks.add(hook, "add_vcore_context_hook");
+}
+
+}  // namespace parlib::detail
+
 using namespace parlib::detail;
 
 extern "C" {
@@ -294,7 +310,7 @@ void uthread_lib_init(struct uthread *thread0) {
                "uthread_lib_init called twice");
   if (vcore_lib_init() != 0) raw_fatal("vcore_lib_init failed: %s", strerror(errno));
   init_uthread_layer();
-  event_lib_init();
+  g_lib_init_hooks.run();
 
   memset(thread0, 0, sizeof *thread0);
   thread0->tls_ = read_thread_pointer();
@@ -367,9 +383,9 @@ void run_uthread(struct uthread *uth) {
   // Before uth is marked running: a handler may pause the vcore's current
   // uthread (a preemption tick), and if that is uth (run_current_uthread),
   // the 2LS has it queued now, so this vcore starts over.
-  if (g_handle_events_hook != nullptr) {
+  if (!g_vcore_context_hooks.empty()) {
     bool was_current = current_uthread == uth;
-    g_handle_events_hook();
+    g_vcore_context_hooks.run();
     if (was_current && current_uthread != uth) vcore_reenter(vcore_entry);
   }
   // The 2LS owns uth here (it took it from its queue), so the state needs
@@ -399,7 +415,7 @@ void vcore_entry(void) {
   if (vc.handoff.load(std::memory_order_relaxed) != nullptr)
     if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel))
       current_uthread = handed;
-  if (g_handle_events_hook != nullptr) g_handle_events_hook();
+  g_vcore_context_hooks.run();
   if (current_uthread != nullptr) run_current_uthread();
   PARLIB_CHECK(sched_ops != nullptr && sched_ops->sched_entry != nullptr,
                "vcore %u started without a scheduler (sched_ops)", vc.id);

@@ -36,11 +36,22 @@ inline std::atomic_ref<uint32_t> uth_state(struct uthread *uth) {
   return std::atomic_ref<uint32_t>(uth->state_);
 }
 
-// The event layer's hooks, nullptr until it initialises: handling this
-// vcore's events (top of vcore_entry, and run_uthread when notif_pending),
-// and delivering a notification deferred while the caller had them
-// disabled (uth_enable_notifs / end of uthread_yield at depth 0).
-extern void (*g_handle_events_hook)();
+// Where the layers above plug into this one (docs/design.md, "Layers"):
+//
+// Start hooks run in uthread_lib_init, after this layer and the vcores are
+// set up and before thread0 moves onto vcore 0, in the order added: the
+// event layer starts there (it registers at load time, so before any
+// uthread_lib_init can run).
+void add_uthread_lib_init_hook(void (*hook)());
+// Vcore-context hooks run, in the order added, at the top of vcore_entry
+// and in run_uthread before the uthread runs: the event layer handles the
+// vcore's events there (added when it initialises), the syscall layer
+// reaps the vcore's ring (added with the first ring). In vcore context;
+// they must not block.
+void add_vcore_context_hook(void (*hook)());
+// The event layer's, nullptr until it initialises: delivers a notification
+// deferred while the caller had them disabled (uth_enable_notifs / end of
+// uthread_yield at depth 0).
 extern void (*g_notif_pending_hook)();
 
 // Switches the calling uthread, uth, into vcore context as if a

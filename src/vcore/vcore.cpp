@@ -201,11 +201,19 @@ void park_until_online(Vcore &vc, bool spin) {
   }
 }
 
+// See set_vcore_context_entry. acquire: the entry's layer was set up
+// before it published the entry.
+std::atomic<void (*)()> g_context_entry{nullptr};
+
 void vcore_entry_trampoline(void *) {
 #ifdef PARLIB_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
-  vcore_entry();
+  void (*entry)() = g_context_entry.load(std::memory_order_acquire);
+  PARLIB_CHECK(entry != nullptr, "vcore %u came online before the uthread layer set its entry",
+               tls_vcoreid);
+  entry();
+  raw_fatal("vcore context's entry returned");
 }
 
 // Starts vcore context afresh at the top of the vcore's stack.
@@ -372,6 +380,10 @@ void arch_init() {
   g_have_wrfsbase = !forbidden && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
 
+
+void set_vcore_context_entry(void (*entry)()) {
+  g_context_entry.store(entry, std::memory_order_release);
+}
 
 void add_vcore_task_hook(void (*hook)(uint32_t id)) {
   for (auto &slot : g_rt.task_hooks) {

@@ -67,6 +67,12 @@ struct alignas(128) Vcore {
 // switch, so the accessors below are inline.
 extern Vcore *g_vcore_table;
 
+// The function vcore context starts in, at the top of the vcore's stack,
+// whenever a vcore comes online: the uthread layer sets vcore_entry() when
+// it initialises, before it requests any vcore (the vcore layer does not
+// call up into it by name). A vcore granted before that aborts.
+void set_vcore_context_entry(void (*entry)());
+
 // Makes vcore id run vcore_entry() soon: grants it if it is offline.
 // Returns true if this call granted it. Any context, any thread.
 bool vcore_bring_online(uint32_t id);
