@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test in the release, asan and ubsan presets (or in the
 # presets named on the command line): installs the Debian packages that are
-# missing (scripts/deps.sh), then configure, build, ctest. This is the test
+# missing (scripts/deps.sh), then configure, build, the layering check
+# (scripts/check-layers.sh), ctest. This is the test
 # command of README.md and the core of .ci/run.
 #
 #   scripts/test-all.sh              # release, asan, then ubsan
@@ -20,5 +21,7 @@ for preset in "${presets[@]}"; do
   echo "=== preset ${preset}"
   cmake --preset "${preset}"
   cmake --build --preset "${preset}"
+  # No layer uses one above it, by #include or by symbol (docs/design.md).
+  scripts/check-layers.sh "build/${preset}"
   ctest --preset "${preset}"
 done
