@@ -12,16 +12,24 @@ namespace kweb {
 
 OpenFile::~OpenFile() { close(fd); }
 
-std::shared_ptr<const OpenFile> FileCache::open_uncached(const std::string &rel) const {
+std::shared_ptr<const OpenFile> FileCache::open_uncached(const std::string &rel,
+                                                         bool keep_bytes) const {
   struct stat st;
   std::string type_name;
   int fd = root_.open_file(rel, &st, &type_name);
   if (fd < 0) return nullptr;
-  return std::make_shared<const OpenFile>(fd, st, std::move(type_name));
+  std::string bytes;
+  if (keep_bytes && st.st_size > 0 && static_cast<uint64_t>(st.st_size) <= kSmallFile) {
+    bytes.resize(static_cast<size_t>(st.st_size));
+    // All of it or nothing: a file that changed size meanwhile is sent
+    // with sendfile, whose short count ends the connection.
+    if (pread(fd, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) bytes.clear();
+  }
+  return std::make_shared<const OpenFile>(fd, st, std::move(type_name), std::move(bytes));
 }
 
 std::shared_ptr<const OpenFile> FileCache::get(const std::string &rel) {
-  if (valid_ms_ == 0) return open_uncached(rel);
+  if (valid_ms_ == 0) return open_uncached(rel, false);
   Shard &sh = shards_[std::hash<std::string>{}(rel) % kShards];
   const int64_t now = monotonic_ms();
   spin_pdr_lock(&sh.lock);
@@ -36,7 +44,7 @@ std::shared_ptr<const OpenFile> FileCache::get(const std::string &rel) {
   // requests for other files of the shard. Two requests that miss at once
   // both open; the later insert wins and the other copy closes with its
   // last request.
-  std::shared_ptr<const OpenFile> f = open_uncached(rel);
+  std::shared_ptr<const OpenFile> f = open_uncached(rel, true);
   if (f == nullptr) return nullptr;  // errors are not cached: a new file is seen at once
   // What the cache lets go is closed after the unlock: a close may be a
   // call into parlib's system call service, which must not happen with

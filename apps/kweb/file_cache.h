@@ -23,15 +23,22 @@ namespace kweb {
 // A regular file opened beneath the root; closed when the last request
 // that uses it and the cache have let it go.
 struct OpenFile {
-  OpenFile(int fd_, const struct stat &st_, std::string type_name_)
-      : fd(fd_), st(st_), type_name(std::move(type_name_)) {}
+  OpenFile(int fd_, const struct stat &st_, std::string type_name_, std::string bytes_)
+      : fd(fd_), st(st_), type_name(std::move(type_name_)), bytes(std::move(bytes_)) {}
   ~OpenFile();
   OpenFile(const OpenFile &) = delete;
   OpenFile &operator=(const OpenFile &) = delete;
   const int fd;
   const struct stat st;
   const std::string type_name;  // whose extension gives the Content-Type
+  // A cached file of at most kSmallFile bytes, read when it was opened:
+  // its response is the head and these bytes in one send, without the
+  // second call and the splice path of sendfile. Empty otherwise (and
+  // for an empty file).
+  const std::string bytes;
 };
+
+inline constexpr size_t kSmallFile = 8192;
 
 class FileCache {
  public:
@@ -58,7 +65,8 @@ class FileCache {
     spin_pdr_lock_t lock = SPINPDR_INITIALIZER;
     std::unordered_map<std::string, Entry> map;
   };
-  std::shared_ptr<const OpenFile> open_uncached(const std::string &rel) const;
+  // keep_bytes: read a small file's bytes too (only for the cache).
+  std::shared_ptr<const OpenFile> open_uncached(const std::string &rel, bool keep_bytes) const;
 
   const DocRoot &root_;
   const int64_t valid_ms_;

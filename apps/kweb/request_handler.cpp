@@ -160,6 +160,12 @@ bool serve_file(Server &srv, Conn &c, const Request &req, const std::string &rel
   head.add_date("Last-Modified", mtime);
   std::string_view h = head.finish(keep_alive, http10);
   bool body = !not_modified && !head_only && st.st_size > 0;
+  if (body && !file->bytes.empty()) {  // a small cached file: one send
+    std::string whole;
+    whole.reserve(h.size() + file->bytes.size());
+    whole.append(h).append(file->bytes);
+    return send_all(srv, c.fd, whole, false) && keep_alive;
+  }
   // MSG_MORE holds the head back so that it leaves with the file's first
   // bytes (nginx's tcp_nopush).
   bool ok = send_all(srv, c.fd, h, body) &&
