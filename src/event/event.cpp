@@ -45,6 +45,10 @@ HookList<void (*)(), 2> g_lib_init_hooks;  // add_event_lib_init_hook
 // any code can call uthread_lib_init.
 [[gnu::constructor]] void start_with_uthread_layer() { add_uthread_lib_init_hook(event_lib_init); }
 
+// Called by the notification handler once the uthread it interrupted at a
+// safe point runs again (__parlib_set_resume_hook).
+std::atomic<void (*)(struct uthread *)> g_resume_hook{nullptr};
+
 constexpr int kNotifySignal = SIGUSR1;
 // A notification put off at an unsafe point is retried after this long,
 // doubling up to the maximum while the uthread stays there (e.g. blocked in
@@ -188,6 +192,10 @@ void on_notify(int sig, siginfo_t *info, void *uctx) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   uth->notif_disabled_depth_ = 0;
   errno = saved_errno;
+  // Still a safe point, in the interrupted uthread with notifications on:
+  // the hook may leave the handler for good, unwinding through the signal
+  // frame into the interrupted code (asynchronous cancellation).
+  if (auto hook = g_resume_hook.load(std::memory_order_relaxed)) hook(uth);
 }
 
 // A notification arrived while the calling uthread had notifications
@@ -292,6 +300,11 @@ using namespace parlib::detail;
 extern "C" {
 
 void event_lib_init(void) { std::call_once(g_init_once, init_events); }
+
+// For libupthread-preload.so (PARLIB_PRIVATE): see g_resume_hook.
+PARLIB_API void __parlib_set_resume_hook(void (*hook)(struct uthread *)) {
+  g_resume_hook.store(hook, std::memory_order_relaxed);
+}
 
 int send_event(struct event_msg *msg, unsigned int ev_type, uint32_t vcoreid) {
   // The public contract: ids of the vcores the process can request. The

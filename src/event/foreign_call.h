@@ -95,6 +95,10 @@ void __parlib_foreign_call_end(int token);
 pid_t __parlib_foreign_call_hold(::uthread *uth, int *gate);
 void __parlib_foreign_call_release(int gate, int sig);
 void __parlib_foreign_call_set_signal_hooks(const parlib::detail::ForeignSignalHooks *hooks);
+// Sets the function that the notification handler calls, in the uthread
+// it interrupted at a safe point, once that uthread runs again; the
+// function may unwind out of the handler (event.cpp).
+void __parlib_set_resume_hook(void (*hook)(struct uthread *));
 // Nonzero if info is one of the runtime's own signals.
 int __parlib_is_runtime_signal(const siginfo_t *info);
 }

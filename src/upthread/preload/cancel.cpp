@@ -1,6 +1,6 @@
 // libupthread-preload.so: cancellation of upthreads: pthread_cancel, the
-// cancel state and type, pthread_testcancel, and the sleeps as
-// cancellation points.
+// cancel state and type, pthread_testcancel, asynchronous cancellation,
+// and the sleeps as cancellation points.
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
@@ -11,26 +11,59 @@
 #include <upthread/upthread.h>
 
 #include "common/clock.h"
+#include "event/foreign_call.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
 using namespace parlib::detail::preload;
 
+namespace parlib::detail::preload {
+namespace {
+
+// Asynchronous cancellation: a upthread with the asynchronous type acts on
+// a cancellation where it is, as glibc's SIGCANCEL handler does: when its
+// type or state makes one due (setcanceltype, setcancelstate), and when
+// it runs again after a notification or preemption tick interrupted it at
+// a safe point (parlib's resume hook; not inside the C library, the
+// loader, the C++ runtime or the runtime itself, which may hold locks).
+// There exit_self unwinds from the handler through the kernel's signal
+// frame into the interrupted frames, running their cleanup handlers and
+// destructors, as natively.
+void async_cancel_point() {
+  struct upthread *me = upthread_self();
+  if (me != nullptr && (me->cancel.load(std::memory_order_relaxed) & upthread_impl::kCancelAsync) &&
+      upthread_impl::cancel_due(me))
+    exit_self(PTHREAD_CANCELED);
+}
+
+void on_resume(struct uthread *) {
+  if (!g_native_only.load(std::memory_order_relaxed)) async_cancel_point();
+}
+
+__attribute__((constructor)) void install_resume_hook() { __parlib_set_resume_hook(on_resume); }
+
+}  // namespace
+}  // namespace parlib::detail::preload
+
 // Cancellation of a upthread: libupthread's request and state
 // (upthread_cancel wakes a target blocked in a cancellation point); the
-// shim's cancellation points act on it by unwinding (exit_self).
-// PTHREAD_CANCEL_ASYNCHRONOUS is recorded and acts as deferred.
+// shim's cancellation points act on it by unwinding (exit_self), and so
+// does an asynchronous thread where it runs (async_cancel_point).
 SHIM_EXPORT int pthread_cancel(pthread_t t) {
   if (!is_upthread_handle(t)) return REAL(pthread_cancel)(t);
   return upthread_cancel(upthread_of(t));
 }
 SHIM_EXPORT int pthread_setcancelstate(int state, int *old) {
   if (!on_uthread()) return REAL(pthread_setcancelstate)(state, old);
-  return upthread_setcancelstate(state, old);
+  int err = upthread_setcancelstate(state, old);
+  if (err == 0 && state == PTHREAD_CANCEL_ENABLE) async_cancel_point();
+  return err;
 }
 SHIM_EXPORT int pthread_setcanceltype(int type, int *old) {
   if (!on_uthread()) return REAL(pthread_setcanceltype)(type, old);
-  return upthread_setcanceltype(type, old);
+  int err = upthread_setcanceltype(type, old);
+  if (err == 0 && type == PTHREAD_CANCEL_ASYNCHRONOUS) async_cancel_point();
+  return err;
 }
 SHIM_EXPORT void pthread_testcancel(void) {
   if (!on_uthread()) return REAL(pthread_testcancel)();
