@@ -7,6 +7,8 @@ if(PARLIB_SANITIZE)
 elseif(PARLIB_UBSAN)
   set(PARLIB_SANITIZER_FLAGS -fsanitize=undefined -fno-omit-frame-pointer
                              -fno-sanitize-recover=undefined)
+elseif(PARLIB_TSAN)
+  set(PARLIB_SANITIZER_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 endif()
 
 # Does this toolchain's ASan runtime have the fiber-switch annotations?
@@ -27,6 +29,26 @@ if(PARLIB_SANITIZE)
     message(FATAL_ERROR "PARLIB_SANITIZE needs __sanitizer_start_switch_fiber")
   endif()
 endif()
+# And TSan's fiber API (GCC 10, LLVM 9 and later)?
+if(PARLIB_TSAN)
+  set(CMAKE_REQUIRED_FLAGS "-fsanitize=thread")
+  set(CMAKE_REQUIRED_LINK_OPTIONS "-fsanitize=thread")
+  check_cxx_source_compiles([=[
+    #include <sanitizer/tsan_interface.h>
+    int main() {
+      void *self = __tsan_get_current_fiber();
+      void *f = __tsan_create_fiber(0);
+      __tsan_set_fiber_name(f, "probe");
+      __tsan_switch_to_fiber(f, 0);
+      __tsan_switch_to_fiber(self, 0);
+      __tsan_destroy_fiber(f);
+    }]=] PARLIB_HAVE_TSAN_FIBER_API)
+  unset(CMAKE_REQUIRED_FLAGS)
+  unset(CMAKE_REQUIRED_LINK_OPTIONS)
+  if(NOT PARLIB_HAVE_TSAN_FIBER_API)
+    message(FATAL_ERROR "PARLIB_TSAN needs ThreadSanitizer's fiber API (__tsan_switch_to_fiber)")
+  endif()
+endif()
 
 # parlib_apply_flags(<target>): warnings, sanitizers and visibility for a
 # parlib library, test or benchmark target.
@@ -37,6 +59,8 @@ function(parlib_apply_flags target)
   target_link_options(${target} PRIVATE ${PARLIB_SANITIZER_FLAGS})
   if(PARLIB_SANITIZE)
     target_compile_definitions(${target} PRIVATE PARLIB_ASAN=1)
+  elseif(PARLIB_TSAN)
+    target_compile_definitions(${target} PRIVATE PARLIB_TSAN=1)
   endif()
 endfunction()
 

@@ -37,7 +37,7 @@ struct uthread {
 	int32_t notif_disabled_depth_;
 	uint32_t tls_owned_;          /* nonzero: uthread_cleanup frees tls_ */
 	void *interrupted_ctx_;       /* full state of a notification-interrupted run */
-	void *asan_fake_stack_;       /* AddressSanitizer fiber bookkeeping */
+	void *sanitizer_;             /* ASan fake stack or TSan fiber (sanitizer_fiber.h) */
 	const char *name_;            /* for diagnostics; may be NULL */
 	void (*entry_)(void);         /* where a fresh context starts */
 	uint32_t sysc_intr_;          /* syscall service: interrupt request, wait (syscall.cpp) */

@@ -105,6 +105,7 @@ Credentials g_wanted;
 std::atomic<uint32_t> g_job_posted{0};  // futex word: jobs posted
 std::atomic<uint32_t> g_job_done{0};    // futex word: jobs the main task finished
 std::atomic<bool> g_main_serving{false};
+std::atomic<bool> g_main_parked{false};  // the main task runs park_main_task's loop
 void *g_main_tcb = nullptr;             // the main task's list entry (thread0's TCB)
 uint32_t g_scratch_groups[kMaxGroups];  // the main task's own groups
 
@@ -240,6 +241,7 @@ void init() {
 [[noreturn]] void park_main_task() {
   uint32_t done = g_job_done.load(std::memory_order_relaxed);
   g_main_serving.store(g_glibc_handler != nullptr, std::memory_order_release);
+  g_main_parked.store(true, std::memory_order_release);
   for (;;) {
     uint32_t job = g_job_posted.load(std::memory_order_acquire);
     if (job == done) {
@@ -252,5 +254,7 @@ void init() {
     futex_wake(&g_job_done, 1);
   }
 }
+
+bool main_task_parked() { return g_main_parked.load(std::memory_order_acquire); }
 
 }  // namespace parlib::detail::setxid

@@ -17,6 +17,11 @@ void init();
 // system calls only: touches no TLS.
 [[noreturn]] void park_main_task();
 
+// Whether the main task has reached park_main_task's loop (from then on it
+// runs only this file's code, which a TSan build does not instrument: see
+// src/uthread/CMakeLists.txt).
+bool main_task_parked();
+
 }  // namespace parlib::detail::setxid
 
 #endif  // PARLIB_UTHREAD_SETXID_H

@@ -23,6 +23,7 @@
 #include <parlib/uthread.h>
 
 #include "common/raw_log.h"
+#include "common/sanitizer_fiber.h"
 #include "common/spinlock.h"
 #include "vcore/arch/arch.h"
 
@@ -104,16 +105,16 @@ struct SanitizerModule {
 SanitizerModule g_sanitizer_modules[4];
 int g_num_sanitizer_modules = 0;
 
-// The sanitizer runtimes also find their per-thread state through a
-// pthread key (pthread_getspecific reads struct pthread's first-level key
-// array in the TCB). Those keys' slots are copied like the TLS modules.
+#ifdef PARLIB_ASAN
+// ASan also finds its per-thread state through a pthread key
+// (pthread_getspecific reads struct pthread's first-level key array in the
+// TCB). Those keys' slots are copied like the TLS modules.
 constexpr int kFirstLevelKeys = 32;
 constexpr size_t kKeySlotSize = 16;  // struct pthread_key_data { seq; data; }
 ptrdiff_t g_key_slots_offset = -1;
 int g_sanitizer_keys[kFirstLevelKeys];
 int g_num_sanitizer_keys = 0;
 
-#ifdef PARLIB_ASAN
 // Finds the first-level key array by setting a key to a marker and looking
 // for the marker in our own struct pthread.
 void find_sanitizer_keys() {
@@ -397,7 +398,20 @@ void detach_from_kernel_task(void *tcb) {
 
 void run_thread_local_destructors() { g_call_tls_dtors(); }
 
-void sync_sanitizer_tls(void *from_tcb, void *to_tcb) {
+}  // namespace parlib::detail::tls
+
+#if defined(PARLIB_ASAN)
+namespace parlib::detail::san {
+
+using tls::g_key_slots_offset;
+using tls::g_num_sanitizer_keys;
+using tls::g_num_sanitizer_modules;
+using tls::g_sanitizer_keys;
+using tls::g_sanitizer_modules;
+using tls::kKeySlotSize;
+using tls::SanitizerModule;
+
+void move_tls_slow(void *from_tcb, void *to_tcb) {
   for (int i = 0; i < g_num_sanitizer_modules; ++i) {
     const SanitizerModule &m = g_sanitizer_modules[i];
     memcpy(static_cast<char *>(to_tcb) + m.offset, static_cast<char *>(from_tcb) + m.offset,
@@ -410,4 +424,5 @@ void sync_sanitizer_tls(void *from_tcb, void *to_tcb) {
   }
 }
 
-}  // namespace parlib::detail::tls
+}  // namespace parlib::detail::san
+#endif

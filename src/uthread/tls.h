@@ -33,10 +33,6 @@ void detach_from_kernel_task(void *tcb);
 // __call_tls_dtors list, in the current TCB).
 void run_thread_local_destructors();
 
-// In sanitizer builds the sanitizer runtimes keep their per-thread state in
-// TLS; a uthread must see its vcore's copy. No-ops in other builds.
-void sync_sanitizer_tls(void *from_tcb, void *to_tcb);
-
 }  // namespace parlib::detail::tls
 
 #endif  // PARLIB_UTHREAD_TLS_H

@@ -20,6 +20,7 @@
 
 #include "common/hook_list.h"
 #include "common/raw_log.h"
+#include "common/sanitizer_fiber.h"
 #include "uthread/cputime.h"
 #include "uthread/debug_registry.h"
 #include "uthread/setxid.h"
@@ -27,9 +28,6 @@
 #include "uthread/uthread_internal.h"
 #include "vcore/vcore_internal.h"
 
-#ifdef PARLIB_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
 
 extern "C" {
 void __ctype_init(void);  // glibc (GLIBC_PRIVATE), what start_thread calls
@@ -112,9 +110,7 @@ void init_uthread_layer() {
 // Runs on the park stack of the main kernel task: hands thread0 (saved just
 // before) to a vcore and parks the task for good.
 [[noreturn]] void hand_over_thread0(void *arg) {
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+  san::finish_switch(nullptr);
   auto *thread0 = static_cast<struct uthread *>(arg);
   // This task keeps thread0's TCB loaded while thread0 runs elsewhere, so it
   // must never run a signal handler again (but glibc's SIGSETXID handler,
@@ -146,12 +142,8 @@ inline void note_running(Vcore &vc, struct uthread *uth) {
 
 [[noreturn]] void switch_to_uthread(Vcore &vc, struct uthread *uth) {
   note_running(vc, uth);
-#ifdef PARLIB_ASAN
-  tls::sync_sanitizer_tls(vc.tcb, uth->tls_);
-  __sanitizer_start_switch_fiber(nullptr, uth->stack_bottom_, uth->stack_size_);
-#else
-  (void)vc;
-#endif
+  san::start_switch(nullptr, uth->sanitizer_, uth->stack_bottom_, uth->stack_size_);
+  san::move_tls(vc.tcb, uth->tls_);
   write_thread_pointer(uth->tls_);
   parlib_ctx_restore(arch_ctx(uth));
 }
@@ -160,9 +152,11 @@ inline void note_running(Vcore &vc, struct uthread *uth) {
 // points at the vcore's TLS. Kept out of line so that no TLS address
 // computed under the uthread's FS base is reused here.
 [[noreturn]] __attribute__((noinline)) void finish_yield(YieldRequest req) {
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+  san::finish_switch(nullptr);
+  if constexpr (san::kTsan) {
+    Vcore &vc = this_vcore();
+    san::restart_stack(vc.sanitizer_fiber, &vc.sanitizer_stack_mark);
+  }
   if (req.interrupted) {
     current_uthread = req.uth;
     uth_state(req.uth).store(kUthStopped, std::memory_order_release);
@@ -191,9 +185,7 @@ __attribute__((noinline)) void yield_on_vcore_stack(void *p) {
   // The uthread gave the vcore up (a notification's interruption does not
   // count: the stall detector still sees it here).
   if (!req.interrupted) vc.running.store(nullptr, std::memory_order_relaxed);
-#ifdef PARLIB_ASAN
-  tls::sync_sanitizer_tls(req.uth->tls_, vc.tcb);
-#endif
+  san::move_tls(req.uth->tls_, vc.tcb);
   write_thread_pointer(vc.tcb);
   finish_yield(req);
 }
@@ -224,9 +216,7 @@ __attribute__((noinline)) void direct_switch(ArchContext *save, const ArchContex
 }
 
 void uthread_start(void *arg) {
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+  san::finish_switch(nullptr);
   auto *uth = static_cast<struct uthread *>(arg);
   finish_direct_switch();
   // A notification that came during a direct switch to this fresh uthread
@@ -252,13 +242,9 @@ void uthread_yield_interrupted(struct uthread *uth) {
   // below restores it.
   Vcore &vc = this_vcore();
   YieldRequest req{uth, nullptr, nullptr, true, true};
-#ifdef PARLIB_ASAN
-  __sanitizer_start_switch_fiber(&uth->asan_fake_stack_, vc.stack_bottom, vc.stack_size);
-#endif
+  san::start_switch(&uth->sanitizer_, vc.sanitizer_fiber, vc.stack_bottom, vc.stack_size);
   parlib_ctx_save_and_call(arch_ctx(uth), vc.stack_top(), yield_on_vcore_stack, &req);
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
-#endif
+  san::finish_switch(uth->sanitizer_);
   finish_direct_switch();
 }
 
@@ -325,15 +311,14 @@ void uthread_lib_init(struct uthread *thread0) {
   current_uthread = thread0;  // main's TLS is thread0's from now on
   uth_state(thread0).store(kUthRunning, std::memory_order_relaxed);
   thread0->notif_disabled_depth_ = 1;
-#ifdef PARLIB_ASAN
-  __sanitizer_start_switch_fiber(&thread0->asan_fake_stack_, g_park_stack, kParkStackSize);
-#endif
+  // TSan: the main task's own state goes on as thread0's fiber; the main
+  // task parks on a fiber of its own.
+  thread0->sanitizer_ = san::current_fiber();
+  san::start_switch(&thread0->sanitizer_, san::create_fiber(), g_park_stack, kParkStackSize);
   parlib_ctx_save_and_call(arch_ctx(thread0), g_park_stack + kParkStackSize, hand_over_thread0,
                            thread0);
   // Here thread0 runs on a vcore.
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(thread0->asan_fake_stack_, nullptr, nullptr);
-#endif
+  san::finish_switch(thread0->sanitizer_);
   thread0->notif_disabled_depth_ = 0;
 }
 
@@ -345,6 +330,7 @@ void uthread_init(struct uthread *uth) {
   uth->tls_ = tls::allocate();
   uth->tls_owned_ = 1;
   tls_var_in<struct uthread *>(uth->tls_, g_off_current_uthread) = uth;
+  uth->sanitizer_ = san::create_fiber();
   uth_state(uth).store(kUthCreated, std::memory_order_release);
   debug_registry_add(uth);
 }
@@ -369,6 +355,11 @@ void uthread_cleanup(struct uthread *uth) {
   PARLIB_CHECK(s != kUthRunning, "uthread_cleanup: uthread %p (%s) is running",
                static_cast<void *>(uth), name_of(uth));
   debug_registry_remove(uth);
+  // thread0's fiber is the main task's own state, not ours to end.
+  if (san::kTsan && !(uth->flags_ & kUthFlagThread0)) {
+    san::destroy_fiber(uth->sanitizer_);
+    uth->sanitizer_ = nullptr;
+  }
   if (uth->tls_owned_ && uth->tls_ != nullptr)
     tls::release(uth->tls_, (uth->flags_ & kUthFlagRanDestructors) != 0);
   uth->tls_ = nullptr;
@@ -413,8 +404,14 @@ void vcore_entry(void) {
   // Only uthread_lib_init hands a uthread over; look before the exchange so
   // the common path pays a plain load, not a locked instruction.
   if (vc.handoff.load(std::memory_order_relaxed) != nullptr)
-    if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel))
+    if (struct uthread *handed = vc.handoff.exchange(nullptr, std::memory_order_acq_rel)) {
+      // TSan finds the running fiber through thread0's TCB, which the main
+      // task still has loaded until it parks: thread0 runs once the main
+      // task no longer runs TSan-instrumented code.
+      if constexpr (san::kTsan)
+        while (!setxid::main_task_parked()) cpu_pause();
       current_uthread = handed;
+    }
   g_vcore_context_hooks.run();
   if (current_uthread != nullptr) run_current_uthread();
   PARLIB_CHECK(sched_ops != nullptr && sched_ops->sched_entry != nullptr,
@@ -435,16 +432,12 @@ void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *)
   std::atomic_signal_fence(std::memory_order_seq_cst);
   Vcore &vc = this_vcore();
   YieldRequest req{uth, yield_func, yield_arg, save_state, false};
-#ifdef PARLIB_ASAN
-  __sanitizer_start_switch_fiber(save_state ? &uth->asan_fake_stack_ : nullptr, vc.stack_bottom,
-                                 vc.stack_size);
-#endif
+  san::start_switch(save_state ? &uth->sanitizer_ : nullptr, vc.sanitizer_fiber, vc.stack_bottom,
+                    vc.stack_size);
   if (!save_state) parlib_call_on_stack(vc.stack_top(), yield_on_vcore_stack, &req);
   parlib_ctx_save_and_call(arch_ctx(uth), vc.stack_top(), yield_on_vcore_stack, &req);
   // Resumed by run_uthread, perhaps on another vcore, or by a direct switch.
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(uth->asan_fake_stack_, nullptr, nullptr);
-#endif
+  san::finish_switch(uth->sanitizer_);
   finish_direct_switch();
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (--uth->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
@@ -476,15 +469,11 @@ void uthread_switch_to(struct uthread *next, void (*after)(struct uthread *, voi
   tls_var_in<struct uthread *>(vc.tcb, g_off_current_uthread) = next;
   cputime::switch_point(vc, next);
   note_running(vc, next);
-#ifdef PARLIB_ASAN
-  tls::sync_sanitizer_tls(self->tls_, next->tls_);
-  __sanitizer_start_switch_fiber(&self->asan_fake_stack_, next->stack_bottom_, next->stack_size_);
-#endif
+  san::start_switch(&self->sanitizer_, next->sanitizer_, next->stack_bottom_, next->stack_size_);
+  san::move_tls(self->tls_, next->tls_);
   direct_switch(arch_ctx(self), arch_ctx(next), next->tls_);
   // Resumed (by any of the ways a uthread resumes).
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(self->asan_fake_stack_, nullptr, nullptr);
-#endif
+  san::finish_switch(self->sanitizer_);
   finish_direct_switch();
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (--self->notif_disabled_depth_ == 0 && g_notif_pending_hook != nullptr &&
@@ -550,7 +539,9 @@ void uthread_run_destructors(void) {
 }
 
 void uthread_set_name(struct uthread *uth, const char *name) {
-  if (uth != nullptr) uth->name_ = name;
+  if (uth == nullptr) return;
+  uth->name_ = name;
+  if (san::kTsan) san::name_fiber(uth->sanitizer_, name);
 }
 
 struct uthread *uthread_self(void) {

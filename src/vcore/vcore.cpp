@@ -22,11 +22,9 @@
 #include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
+#include "common/sanitizer_fiber.h"
 #include "vcore/arch/arch.h"
 
-#ifdef PARLIB_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
 
 namespace parlib::detail {
 
@@ -206,9 +204,9 @@ void park_until_online(Vcore &vc, bool spin) {
 std::atomic<void (*)()> g_context_entry{nullptr};
 
 void vcore_entry_trampoline(void *) {
-#ifdef PARLIB_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+  san::finish_switch(nullptr);
+  Vcore &vc = this_vcore();
+  san::restart_stack(vc.sanitizer_fiber, &vc.sanitizer_stack_mark);
   void (*entry)() = g_context_entry.load(std::memory_order_acquire);
   PARLIB_CHECK(entry != nullptr, "vcore %u came online before the uthread layer set its entry",
                tls_vcoreid);
@@ -218,9 +216,7 @@ void vcore_entry_trampoline(void *) {
 
 // Starts vcore context afresh at the top of the vcore's stack.
 [[noreturn]] void enter_vcore_context(Vcore &vc) {
-#ifdef PARLIB_ASAN
-  __sanitizer_start_switch_fiber(nullptr, vc.stack_bottom, vc.stack_size);
-#endif
+  san::start_switch(nullptr, nullptr, vc.stack_bottom, vc.stack_size);
   parlib_call_on_stack(vc.stack_top(), vcore_entry_trampoline, nullptr);
 }
 
@@ -232,6 +228,9 @@ void *vcore_task_main(void *arg) {
   tls_vcoreid = vc.id;
   tls_in_vcore_context = true;
   vc.tcb = read_thread_pointer();
+  // Vcore context runs as the task's own thread of execution (TSan).
+  vc.sanitizer_fiber = san::current_fiber();
+  san::restart_stack(vc.sanitizer_fiber, &vc.sanitizer_stack_mark);  // takes the mark
   install_fault_handler_on_this_task();
   vc.tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_seq_cst);
   for (auto &slot : g_rt.task_hooks)
@@ -284,6 +283,7 @@ int start_vcore_task(Vcore &vc) {
 
 void init_runtime() {
   arch_init();
+  san::init();
   static int cpus[CPU_SETSIZE];
   int ncpus = affinity_cpus(cpus, CPU_SETSIZE);
   if (ncpus <= 0) {
@@ -559,15 +559,13 @@ void vcore_reenter(void (*entry)(void)) {
   PARLIB_CHECK(tls_in_vcore_context, "vcore_reenter outside vcore context");
   PARLIB_CHECK(entry != nullptr, "vcore_reenter(NULL)");
   Vcore &vc = this_vcore();
-#ifdef PARLIB_ASAN
-  __sanitizer_start_switch_fiber(nullptr, vc.stack_bottom, vc.stack_size);
-#endif
+  san::start_switch(nullptr, nullptr, vc.stack_bottom, vc.stack_size);
   parlib_call_on_stack(
       vc.stack_top(),
       [](void *fn) {
-#ifdef PARLIB_ASAN
-        __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+        san::finish_switch(nullptr);
+        Vcore &vc = this_vcore();
+        san::restart_stack(vc.sanitizer_fiber, &vc.sanitizer_stack_mark);
         reinterpret_cast<void (*)(void)>(fn)();
         raw_fatal("the entry passed to vcore_reenter returned");
       },

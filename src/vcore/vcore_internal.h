@@ -32,6 +32,8 @@ struct alignas(128) Vcore {
   void *tcb = nullptr;          // vcore context's TLS: the task's own TCB
   void *stack_bottom = nullptr; // vcore context's stack
   size_t stack_size = 0;
+  void *sanitizer_fiber = nullptr;  // vcore context's TSan fiber (sanitizer_fiber.h)
+  void *sanitizer_stack_mark = nullptr;  // its shadow stack at a fresh start (TSan)
   // Set before bringing the vcore online to have vcore_entry resume this
   // uthread at once (uthread_lib_init hands thread0 over this way).
   std::atomic<struct uthread *> handoff{nullptr};
