@@ -273,7 +273,7 @@ void init_events() {
   set_vcore_work_probe(vcore_has_events);
   g_notif_pending_hook = deliver_deferred_notification;
   add_vcore_context_hook(handle_events_if_any);
-  init_stall_detector(kNotifySignal);
+  init_stall_detector();
 }
 
 bool on_a_vcore() { return tls_in_vcore_context || current_uthread != nullptr; }

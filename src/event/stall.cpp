@@ -34,7 +34,6 @@ std::atomic<bool> g_stall_detector_on{false};
 namespace {
 
 int g_stall_ms = 0;
-int g_signal = 0;
 int g_nr_vcores = 0;
 
 // The monitor's request to vcore i: the uthread to report and for how long
@@ -140,7 +139,7 @@ void stall_report_due(uint32_t vcoreid, struct uthread *uth, uintptr_t pc) {
   backtrace_symbols_fd(frames + first, n - first, STDERR_FILENO);
 }
 
-void init_stall_detector(int notify_signal) {
+void init_stall_detector() {
   const char *env = getenv("PARLIB_STALL_MS");
   if (env == nullptr || *env == '\0') return;
   char *end = nullptr;
@@ -152,7 +151,6 @@ void init_stall_detector(int notify_signal) {
   }
   if (ms == 0) return;
   g_stall_ms = static_cast<int>(ms);
-  g_signal = notify_signal;
   g_nr_vcores = max_vcores() + max_spare_vcores();
   g_requests = new Request[static_cast<size_t>(g_nr_vcores)];
   // backtrace() loads the unwinder (libgcc_s) on its first call, which a

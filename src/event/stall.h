@@ -13,7 +13,7 @@ namespace parlib::detail {
 
 // Reads PARLIB_STALL_MS and, when set, starts the monitor thread. Once, from
 // the event layer's initialisation, after the notification handler is in.
-void init_stall_detector(int notify_signal);
+void init_stall_detector();
 
 // Nonzero while the detector is on: on_notify then calls stall_report_due.
 extern std::atomic<bool> g_stall_detector_on;
