@@ -21,7 +21,8 @@ SpinLock<> g_grow_lock;
 // The free list: a Treiber stack of node indices. The top word packs a
 // generation tag with the index so that a pop racing with pop+push of the
 // same node (ABA) fails its CAS. Nodes are never unmapped, so reading
-// free_next of a node another thread just took is harmless.
+// free_next of a node another thread just took is harmless, as long as the
+// read is atomic: it races with that thread's own push of the node.
 std::atomic<uint64_t> g_free_top{0};
 
 EventNode *node_at(uint32_t index) {
@@ -34,7 +35,7 @@ uint64_t pack(uint64_t tag, uint32_t index) { return tag << 32 | index; }
 void push_chain(uint32_t first, EventNode *last) {
   uint64_t top = g_free_top.load(std::memory_order_relaxed);
   do {
-    last->free_next = static_cast<uint32_t>(top);
+    last->free_next.store(static_cast<uint32_t>(top), std::memory_order_relaxed);
     // release: the chain's links are visible to whoever pops them.
   } while (!g_free_top.compare_exchange_weak(top, pack((top >> 32) + 1, first),
                                              std::memory_order_release,
@@ -59,7 +60,8 @@ bool grow() {
       for (uint32_t i = 0; i < kChunkNodes; ++i) {
         new (&nodes[i]) EventNode;
         nodes[i].index = chunk * kChunkNodes + i + 1;
-        nodes[i].free_next = i + 1 < kChunkNodes ? nodes[i].index + 1 : 0;
+        nodes[i].free_next.store(i + 1 < kChunkNodes ? nodes[i].index + 1 : 0,
+                                 std::memory_order_relaxed);
       }
       g_chunks[chunk] = nodes;
       g_num_chunks.store(chunk + 1, std::memory_order_release);
@@ -81,7 +83,9 @@ EventNode *event_node_alloc() {
       continue;
     }
     EventNode *node = node_at(index);
-    uint64_t next = pack((top >> 32) + 1, node->free_next);
+    // acquire on g_free_top (above) makes the pusher's store visible; a
+    // stale value means the node was taken meanwhile, and the CAS fails.
+    uint64_t next = pack((top >> 32) + 1, node->free_next.load(std::memory_order_relaxed));
     if (g_free_top.compare_exchange_weak(top, next, std::memory_order_acquire,
                                          std::memory_order_relaxed))
       return node;

@@ -15,7 +15,10 @@ namespace parlib::detail {
 struct EventNode {
   std::atomic<EventNode *> next{nullptr};  // queue link
   uint32_t index = 0;                      // this node's pool index (1-based)
-  uint32_t free_next = 0;                  // pool link, as an index
+  // Pool link, as an index. Atomic (relaxed) because a pop may read it
+  // while another thread that took the same node writes it (see
+  // event_node_alloc).
+  std::atomic<uint32_t> free_next{0};
   struct event_msg msg {};
 };
 
