@@ -22,6 +22,7 @@
 #include <mutex>
 
 #include "common/futex.h"
+#include "common/sanitizer_fiber.h"
 #include "sync/sync_internal.h"
 
 namespace parlib::detail {
@@ -94,6 +95,10 @@ void* timer_main(void*) {
 // before libparlib, so RTLD_NEXT from here skips it.
 using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
 PthreadCreateFn real_pthread_create() {
+  // TSan's interceptor comes before libparlib, so RTLD_NEXT would skip it
+  // and make a thread TSan knows nothing of (it cannot run instrumented
+  // code); the shim is not used with TSan.
+  if (san::kTsan) return &pthread_create;
   void* f = dlsym(RTLD_NEXT, "pthread_create");
   return f != nullptr ? reinterpret_cast<PthreadCreateFn>(f) : &pthread_create;
 }

@@ -25,6 +25,7 @@
 #include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
+#include "common/sanitizer_fiber.h"
 #include "common/spinlock.h"
 #include "event/event_internal.h"
 #include "syscall/syscall_internal.h"
@@ -1022,7 +1023,8 @@ void syscall_layer_init() {
   g_sys.nr_vcores = n;
   g_sys.real_pthread_create =
       reinterpret_cast<decltype(g_sys.real_pthread_create)>(dlsym(RTLD_NEXT, "pthread_create"));
-  if (g_sys.real_pthread_create == nullptr) g_sys.real_pthread_create = pthread_create;
+  // Under TSan, RTLD_NEXT would skip its interceptor (see timed_wait.cpp).
+  if (g_sys.real_pthread_create == nullptr || san::kTsan) g_sys.real_pthread_create = pthread_create;
   __atomic_store_n(&ev_handlers[EV_SYSCALL], &parlib_syscall_default_handler, __ATOMIC_RELEASE);
   __atomic_store_n(&ev_handlers[EV_SYSCALL_INTERRUPT], &on_interrupt_event, __ATOMIC_RELEASE);
   g_reap_syscalls_hook = reap_this_vcore;
