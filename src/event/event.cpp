@@ -182,15 +182,23 @@ void on_notify(int sig, siginfo_t *info, void *uctx) {
   }
   ev.retry_ns = kRetryFirstNs;
   ev.notifications.fetch_add(1, std::memory_order_relaxed);
-  uth->notif_disabled_depth_ = 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  uthread_yield_interrupted(uth);
-  // Resumed, maybe by another vcore's task: rt_sigreturn would install the
-  // first task's alternate signal stack on this one; keep this task's.
-  stack_t here;
-  if (sigaltstack(nullptr, &here) == 0) uc->uc_stack = here;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  uth->notif_disabled_depth_ = 0;
+  for (;;) {
+    uth->notif_disabled_depth_ = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uthread_yield_interrupted(uth);
+    // Resumed, maybe by another vcore's task: rt_sigreturn would install
+    // the first task's alternate signal stack on this one; keep this task's.
+    stack_t here;
+    if (sigaltstack(nullptr, &here) == 0) uc->uc_stack = here;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uth->notif_disabled_depth_ = 0;
+    // Resumed by a direct switch: one deferred meanwhile is delivered now
+    // (see deliver_deferred_notification).
+    if (g_events[tls_vcoreid].notifs_disabled.load(std::memory_order_relaxed) ||
+        !this_vcore().notif_pending.load(std::memory_order_seq_cst))
+      break;
+    g_events[tls_vcoreid].notifications.fetch_add(1, std::memory_order_relaxed);
+  }
   errno = saved_errno;
   // Still a safe point, in the interrupted uthread with notifications on:
   // the hook may leave the handler for good, unwinding through the signal
@@ -200,16 +208,24 @@ void on_notify(int sig, siginfo_t *info, void *uctx) {
 
 // A notification arrived while the calling uthread had notifications
 // disabled; it re-enabled them: deliver now, as if interrupted here.
+// Again after each resume: a uthread resumed by a direct switch
+// (uthread_switch_to) first ran the previous thread's hand-off with
+// notifications off, and a notification that came meanwhile was deferred;
+// nothing else would deliver it, since notify() signals only the first
+// sender after the vcore last drained, and the vcore's preemption tick
+// (whose alarm re-arms only when its event is handled) would stop for good.
 void deliver_deferred_notification() {
   struct uthread *uth = current_uthread;
   if (tls_in_vcore_context || uth == nullptr || uth->notif_disabled_depth_ != 0) return;
-  if (g_events[tls_vcoreid].notifs_disabled.load(std::memory_order_relaxed)) return;
-  uth->notif_disabled_depth_ = 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  g_events[tls_vcoreid].notifications.fetch_add(1, std::memory_order_relaxed);
-  uthread_yield_interrupted(uth);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  uth->notif_disabled_depth_ = 0;
+  while (!g_events[tls_vcoreid].notifs_disabled.load(std::memory_order_relaxed) &&
+         this_vcore().notif_pending.load(std::memory_order_seq_cst)) {
+    uth->notif_disabled_depth_ = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    g_events[tls_vcoreid].notifications.fetch_add(1, std::memory_order_relaxed);
+    uthread_yield_interrupted(uth);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uth->notif_disabled_depth_ = 0;
+  }
 }
 
 bool vcore_has_events(uint32_t id) { return g_events[id].queue.has_messages(); }
