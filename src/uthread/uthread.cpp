@@ -96,9 +96,24 @@ bool describe_current_stack(StackDescription *out) {
   return true;
 }
 
+// In the child of a fork made by a uthread, the only task is a copy of the
+// vcore's task, and its rseq registration (inherited) names the area in
+// that task's own TCB, at the top of the stack glibc gave it. glibc's fork
+// hands every other thread's stack to the child's stack cache, the vcore
+// task's included (its TCB is not the running one: the uthread's is), and
+// unmaps cached stacks once they pass its limit (40 MB): the kernel's next
+// write of the CPU number into the area then kills the child with SIGSEGV.
+// So the child unregisters it (the uthread's TCB says "not registered", and
+// sched_getcpu() asks the kernel).
+void forget_vcore_rseq_in_child() {
+  if (tls_in_vcore_context || current_uthread == nullptr) return;
+  tls::detach_from_kernel_task(this_vcore().tcb);
+}
+
 void init_uthread_layer() {
   tls::init();
   setxid::init();
+  pthread_atfork(nullptr, nullptr, forget_vcore_rseq_in_child);
   g_off_current_uthread = tls_offset_of(&current_uthread);
   g_off_vcoreid = tls_offset_of(&tls_vcoreid);
   debug_registry_init(g_off_vcoreid);
