@@ -13,7 +13,8 @@
 //
 // Objects made process-shared (pthread_mutexattr_setpshared, sem_open,
 // sem_init(.., 1, ..)) are handed to glibc unchanged: parlib's futex is
-// process-private. Their waits block the whole vcore.
+// process-private, and the other process may be a native one. A
+// upthread's wait on one is a foreign call (pshared.h).
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -32,6 +33,7 @@
 #include "common/clock.h"
 #include "common/futex.h"
 #include "mutex.h"
+#include "pshared.h"
 #include "shim.h"
 #include "upthread/upthread_internal.h"
 
@@ -445,9 +447,11 @@ bool barrier_ours(pthread_barrier_t *b) { return B(b)->mark == kOurBarrier; }
 // ---------------------------------------------------------- semaphores
 
 // Overlays sem_t (32 bytes) with glibc's own layout (value in the low word,
-// waiter count in the next, then 'private' = FUTEX_PRIVATE_FLAG for a
-// process-private semaphore), so a semaphore from sem_open or a shared
-// sem_init is told apart by private == 0 and left to glibc.
+// waiter count in the next, then 'private'), so a semaphore from sem_open
+// or a shared sem_init is told apart and left to glibc: glibc writes 0
+// there for a private semaphore and FUTEX_PRIVATE_FLAG for a shared one
+// (its LLL_SHARED: the flag is XORed into the futex operation). Ours are
+// private and say 0 too, as does a zeroed sem_t.
 struct Sem {
   int value;
   unsigned waiters;
@@ -456,7 +460,8 @@ struct Sem {
 };
 static_assert(sizeof(Sem) == sizeof(sem_t));
 Sem *S(sem_t *s) { return reinterpret_cast<Sem *>(s); }
-bool sem_is_ours(sem_t *s) { return S(s)->priv == FUTEX_PRIVATE_FLAG; }
+constexpr int kSemShared = FUTEX_PRIVATE_FLAG;
+bool sem_is_ours(sem_t *s) { return S(s)->priv != kSemShared; }
 
 int sem_fail(int err) {
   errno = err;
@@ -493,6 +498,26 @@ int sem_wait_until(sem_t *ps, const timespec *abstime, clockid_t clock) {
   }
 }
 
+// ------------------------------------------- process-shared objects
+
+// The blocking calls on glibc's process-shared objects (pshared.h). A
+// mutex that is free is taken without the foreign call's cost.
+int shared_mutex_lock(pthread_mutex_t *m) {
+  int err = REAL(pthread_mutex_trylock)(m);
+  if (err != EBUSY) return err;
+  return shared_wait([&] { return REAL(pthread_mutex_lock)(m); });
+}
+
+// A condition or semaphore wait, a cancellation point: glibc acts on its
+// own cancellation state, which upthread_cancel does not set, so the
+// shim's point comes first (a condition wait's with the mutex held, as
+// after a wait). The wait itself is not ended by a cancellation.
+template <typename Call>
+int shared_wait_cancellable(Call call) {
+  testcancel();
+  return shared_wait(call);
+}
+
 }  // namespace
 }  // namespace parlib::detail::preload
 
@@ -520,16 +545,17 @@ SHIM_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
   return at(M(m)->lock).load(std::memory_order_relaxed) != 0 ? EBUSY : 0;
 }
 SHIM_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
-  if (pshared(M(m))) return REAL(pthread_mutex_lock)(m);
+  if (pshared(M(m))) return shared_mutex_lock(m);
   return mutex_lock(m, nullptr, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime) {
-  if (pshared(M(m))) return REAL(pthread_mutex_timedlock)(m, abstime);
+  if (pshared(M(m))) return shared_wait([&] { return REAL(pthread_mutex_timedlock)(m, abstime); });
   return mutex_lock(m, abstime, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
                                         const struct timespec *abstime) {
-  if (pshared(M(m))) return REAL(pthread_mutex_clocklock)(m, clock, abstime);
+  if (pshared(M(m)))
+    return shared_wait([&] { return REAL(pthread_mutex_clocklock)(m, clock, abstime); });
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   return mutex_lock(m, abstime, clock, false);
 }
@@ -569,17 +595,21 @@ SHIM_EXPORT int pthread_cond_destroy(pthread_cond_t *c) {
   return 0;
 }
 SHIM_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
-  if (cond_shared(c)) return REAL(pthread_cond_wait)(c, m);
+  if (cond_shared(c)) return shared_wait_cancellable([&] { return REAL(pthread_cond_wait)(c, m); });
   return cond_wait(c, m, nullptr, CLOCK_REALTIME);
 }
 SHIM_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                        const struct timespec *abstime) {
-  if (cond_shared(c)) return REAL(pthread_cond_timedwait)(c, m, abstime);
+  if (cond_shared(c))
+    return shared_wait_cancellable([&] { return REAL(pthread_cond_timedwait)(c, m, abstime); });
   return cond_wait(c, m, abstime, cond_clock(c));
 }
 SHIM_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                        const struct timespec *abstime) {
-  if (cond_shared(c)) return REAL(pthread_cond_clockwait)(c, m, clock, abstime);
+  if (cond_shared(c)) {
+    return shared_wait_cancellable(
+        [&] { return REAL(pthread_cond_clockwait)(c, m, clock, abstime); });
+  }
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   return cond_wait(c, m, abstime, clock);
 }
@@ -607,12 +637,14 @@ SHIM_EXPORT int pthread_rwlock_init(pthread_rwlock_t *rw, const pthread_rwlockat
 }
 #define RW_SHARED_CALL(name, ...) \
   if (RW(rw)->shared != 0) return REAL(name)(__VA_ARGS__)
+#define RW_SHARED_WAIT(name, ...) \
+  if (RW(rw)->shared != 0) return shared_wait([&] { return REAL(name)(__VA_ARGS__); })
 SHIM_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *rw) {
   RW_SHARED_CALL(pthread_rwlock_destroy, rw);
   return 0;
 }
 SHIM_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *rw) {
-  RW_SHARED_CALL(pthread_rwlock_rdlock, rw);
+  RW_SHARED_WAIT(pthread_rwlock_rdlock, rw);
   return rw_rdlock(rw, nullptr, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *rw) {
@@ -620,16 +652,16 @@ SHIM_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *rw) {
   return rw_rdlock(rw, nullptr, CLOCK_REALTIME, true);
 }
 SHIM_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *rw, const struct timespec *abstime) {
-  RW_SHARED_CALL(pthread_rwlock_timedrdlock, rw, abstime);
+  RW_SHARED_WAIT(pthread_rwlock_timedrdlock, rw, abstime);
   return rw_rdlock(rw, abstime, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *rw, clockid_t clock,
                                            const struct timespec *abstime) {
-  RW_SHARED_CALL(pthread_rwlock_clockrdlock, rw, clock, abstime);
+  RW_SHARED_WAIT(pthread_rwlock_clockrdlock, rw, clock, abstime);
   return rw_rdlock(rw, abstime, clock, false);
 }
 SHIM_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *rw) {
-  RW_SHARED_CALL(pthread_rwlock_wrlock, rw);
+  RW_SHARED_WAIT(pthread_rwlock_wrlock, rw);
   return rw_wrlock(rw, nullptr, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *rw) {
@@ -637,12 +669,12 @@ SHIM_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *rw) {
   return rw_wrlock(rw, nullptr, CLOCK_REALTIME, true);
 }
 SHIM_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *rw, const struct timespec *abstime) {
-  RW_SHARED_CALL(pthread_rwlock_timedwrlock, rw, abstime);
+  RW_SHARED_WAIT(pthread_rwlock_timedwrlock, rw, abstime);
   return rw_wrlock(rw, abstime, CLOCK_REALTIME, false);
 }
 SHIM_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *rw, clockid_t clock,
                                            const struct timespec *abstime) {
-  RW_SHARED_CALL(pthread_rwlock_clockwrlock, rw, clock, abstime);
+  RW_SHARED_WAIT(pthread_rwlock_clockwrlock, rw, clock, abstime);
   return rw_wrlock(rw, abstime, clock, false);
 }
 SHIM_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *rw) {
@@ -670,7 +702,7 @@ SHIM_EXPORT int pthread_barrier_destroy(pthread_barrier_t *pb) {
   return busy ? EBUSY : 0;
 }
 SHIM_EXPORT int pthread_barrier_wait(pthread_barrier_t *pb) {
-  if (!barrier_ours(pb)) return REAL(pthread_barrier_wait)(pb);
+  if (!barrier_ours(pb)) return shared_wait([&] { return REAL(pthread_barrier_wait)(pb); });
   Barrier *b = B(pb);
   lock_word(&b->lock, nullptr, CLOCK_REALTIME, false);
   int phase = b->phase;
@@ -757,7 +789,6 @@ SHIM_EXPORT int sem_init(sem_t *s, int pshared, unsigned value) {
   if (value > SEM_VALUE_MAX) return sem_fail(EINVAL);
   std::memset(static_cast<void *>(s), 0, sizeof *s);
   S(s)->value = static_cast<int>(value);
-  S(s)->priv = FUTEX_PRIVATE_FLAG;
   return 0;
 }
 SHIM_EXPORT int sem_destroy(sem_t *s) {
@@ -765,15 +796,23 @@ SHIM_EXPORT int sem_destroy(sem_t *s) {
   return 0;
 }
 SHIM_EXPORT int sem_wait(sem_t *s) {
-  if (!sem_is_ours(s)) return REAL(sem_wait)(s);
+  if (!sem_is_ours(s)) {
+    testcancel();  // a cancellation point even when it does not wait
+    int saved_errno = errno;
+    if (REAL(sem_trywait)(s) == 0) return 0;
+    errno = saved_errno;
+    return shared_wait([&] { return REAL(sem_wait)(s); });
+  }
   return sem_wait_until(s, nullptr, CLOCK_REALTIME);
 }
 SHIM_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abstime) {
-  if (!sem_is_ours(s)) return REAL(sem_timedwait)(s, abstime);
+  if (!sem_is_ours(s))
+    return shared_wait_cancellable([&] { return REAL(sem_timedwait)(s, abstime); });
   return sem_wait_until(s, abstime, CLOCK_REALTIME);
 }
 SHIM_EXPORT int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abstime) {
-  if (!sem_is_ours(s)) return REAL(sem_clockwait)(s, clock, abstime);
+  if (!sem_is_ours(s))
+    return shared_wait_cancellable([&] { return REAL(sem_clockwait)(s, clock, abstime); });
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return sem_fail(EINVAL);
   return sem_wait_until(s, abstime, clock);
 }
