@@ -135,6 +135,37 @@ with concurrent.futures.ThreadPoolExecutor(8) as pool:
 print(total, threading.active_count())
 '
   ;;
+python3-mp)
+  # Process-shared semaphores: multiprocessing's Lock and Semaphore are
+  # POSIX semaphores from sem_open, shared by the main process and three
+  # children, each running three threads that take the semaphore and then
+  # the lock to increment a shared count; children made by fork (they run
+  # natively under the shim) and by spawn (new interpreters, under the
+  # shim too).
+  need /usr/bin/python3
+  cat > "$dir/mp.py" <<'PY'
+import multiprocessing as mp, threading
+def worker(lock, sem, count, n):
+    def body():
+        for _ in range(n):
+            with sem:
+                with lock:
+                    count.value += 1
+    threads = [threading.Thread(target=body) for _ in range(3)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+if __name__ == "__main__":
+    for method in ("fork", "spawn"):
+        ctx = mp.get_context(method)
+        lock, sem, count = ctx.Lock(), ctx.Semaphore(2), ctx.Value("i", 0, lock=False)
+        procs = [ctx.Process(target=worker, args=(lock, sem, count, 300)) for _ in range(3)]
+        for p in procs: p.start()
+        worker(lock, sem, count, 300)
+        for p in procs: p.join()
+        print(method, count.value, [p.exitcode for p in procs])
+PY
+  same "python3 multiprocessing Lock and Semaphore, 4 processes x 3 threads" /usr/bin/python3 "$dir/mp.py"
+  ;;
 git)
   # A repository with some history; then the threaded commands: pack
   # objects with four threads, grep with four threads, verify the packs.
