@@ -184,8 +184,11 @@ PARLIB_API int upthread_once(upthread_once_t *once, void (*init)(void));
 
 /* upthread_kill: sig 0 checks the thread exists. Another signal is made
  * pending on the target and its handler runs in the target's context (its
- * stack and TLS) the next time the target passes a scheduling point (a
- * yield, a block, a preemption, or now if the target is the caller).
+ * stack and TLS): now if the target is the caller; at once if the target
+ * is blocked where a signal interrupts it (a call of parlib's syscall
+ * service; under the LD_PRELOAD shim also sleeps, semaphore, condition and
+ * join waits: docs/preload.md); otherwise at the target's next yield or
+ * blocking call (a preemption tick does not run it).
  * EINVAL for a bad signal number, ESRCH for NULL. */
 PARLIB_API int upthread_kill(upthread_t thread, int sig);
 /* upthread_sigmask: the calling thread's mask for signals sent with
