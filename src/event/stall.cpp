@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "common/clock.h"
+#include "common/env.h"
 #include "common/raw_log.h"
 #include "event/foreign_call.h"
 #include "vcore/vcore_internal.h"
@@ -140,16 +141,13 @@ void stall_report_due(uint32_t vcoreid, struct uthread *uth, uintptr_t pc) {
 }
 
 void init_stall_detector() {
+  // Set but empty means off, as unset does.
   const char *env = getenv("PARLIB_STALL_MS");
   if (env == nullptr || *env == '\0') return;
-  char *end = nullptr;
-  errno = 0;
-  long ms = strtol(env, &end, 10);
-  if (errno != 0 || *end != '\0' || ms < 0 || ms > 3600 * 1000) {
-    raw_log("PARLIB_STALL_MS=%s: want milliseconds, 0..3600000; stall reports are off", env);
+  uint64_t ms = 0;
+  if (env_integer("PARLIB_STALL_MS", 0, 3600 * 1000, "milliseconds", &ms) != EnvStatus::kValid ||
+      ms == 0)
     return;
-  }
-  if (ms == 0) return;
   g_stall_ms = static_cast<int>(ms);
   g_nr_vcores = max_vcores() + max_spare_vcores();
   g_requests = new Request[static_cast<size_t>(g_nr_vcores)];

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/env.h"
 #include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
@@ -156,11 +157,6 @@ struct SyscallRuntime {
 };
 
 SyscallRuntime g_sys;
-
-bool env_flag(const char *name) {
-  const char *s = getenv(name);
-  return s != nullptr && *s != '\0' && strcmp(s, "0") != 0;
-}
 
 // ---------------------------------------------------------------------------
 // Rings.

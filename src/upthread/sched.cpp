@@ -358,7 +358,7 @@ pid_t g_stats_pid = 0;
 
 void print_stats() {
   if (getpid() != g_stats_pid) return;
-  if (stats_as_json()) return print_stats_json();
+  if (stats_mode() == StatsMode::kJson) return print_stats_json();
   fprintf(stderr, "upthread stats: vcore switches steals preemptions events syscalls idle_ms\n");
   for (int i = 0, n = vcore_slots(); i < n; ++i) {
     struct upthread_vcore_stats st {};
@@ -465,8 +465,7 @@ void init() {
   g_thread0.is_thread0 = true;
   uthread_lib_init(&g_thread0.uth);
   g_thread0.last_vcore = vcore_id();
-  const char *stats = getenv("PARLIB_STATS");
-  if (stats != nullptr && (strcmp(stats, "1") == 0 || strcmp(stats, "json") == 0)) {
+  if (stats_mode() == StatsMode::kText || stats_mode() == StatsMode::kJson) {
     g_stats_pid = getpid();
     atexit(print_stats);
   }

@@ -12,13 +12,23 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/env.h"
 #include "upthread/upthread_internal.h"
 
 namespace parlib::detail::upthread_impl {
 
-bool stats_as_json() {
-  const char *stats = getenv("PARLIB_STATS");
-  return stats != nullptr && strcmp(stats, "json") == 0;
+StatsMode stats_mode() {
+  // Parsed once (a function-local static: thread-safe, and first used in
+  // libupthread's constructor).
+  static const StatsMode mode = [] {
+    const char *v = getenv("PARLIB_STATS");
+    if (v == nullptr || strcmp(v, "0") == 0) return StatsMode::kOff;
+    if (strcmp(v, "1") == 0) return StatsMode::kText;
+    if (strcmp(v, "json") == 0) return StatsMode::kJson;
+    env_report_invalid("PARLIB_STATS", v, "0, 1 or json");
+    return StatsMode::kInvalid;
+  }();
+  return mode;
 }
 
 void print_stats_json() {
@@ -59,3 +69,10 @@ void print_stats_json() {
 }
 
 }  // namespace parlib::detail::upthread_impl
+
+// For libupthread-preload.so (UPTHREAD_PRIVATE): PARLIB_STATS as parsed
+// here, so that the shim refuses a malformed value without reading it again.
+extern "C" __attribute__((visibility("default"))) int __upthread_stats_mode_invalid(void) {
+  using parlib::detail::upthread_impl::StatsMode;
+  return parlib::detail::upthread_impl::stats_mode() == StatsMode::kInvalid;
+}

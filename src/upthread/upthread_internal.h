@@ -170,8 +170,11 @@ void install_foreign_signal_hooks();
 // schedule_ops.thread_sysc_interrupted: runs what is pending.
 int thread_sysc_interrupted(struct uthread *uth);
 void count_live(int delta);
-// PARLIB_STATS=json (stats_json.cpp): whether it is set, and the printer.
-bool stats_as_json();
+// PARLIB_STATS (stats_json.cpp), read once on first use: 0 or unset, 1
+// (a table at exit), json (one line of JSON at exit); anything else is
+// reported once and means off (the LD_PRELOAD shim exits 2 on it).
+enum class StatsMode { kOff, kText, kJson, kInvalid };
+StatsMode stats_mode();
 void print_stats_json();
 
 // What the stuck-vcore monitor (monitor.cpp) reads and does. vcore_slots():

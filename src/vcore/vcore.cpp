@@ -19,6 +19,7 @@
 #include <new>
 
 #include "common/clock.h"
+#include "common/env.h"
 #include "common/futex.h"
 #include "common/raw_log.h"
 #include "common/runtime_fds.h"
@@ -81,24 +82,6 @@ struct VcoreRuntime {
 VcoreRuntime g_rt;
 std::once_flag g_init_once;
 int g_init_errno = 0;  // 0 once vcore_lib_init succeeded
-
-enum class EnvValue { kUnset, kValid, kInvalid };
-
-// Reads an environment variable holding an integer in [min, max]; a
-// malformed value is reported in one line naming the variable.
-EnvValue env_integer(const char *name, long min, long max, long *out) {
-  const char *s = getenv(name);
-  if (s == nullptr) return EnvValue::kUnset;
-  char *end = nullptr;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-    raw_log("%s=\"%s\" is not an integer in %ld..%ld", name, s, min, max);
-    return EnvValue::kInvalid;
-  }
-  *out = v;
-  return EnvValue::kValid;
-}
 
 void raise_wanted_to(int n) {
   int w = g_rt.wanted.load(std::memory_order_relaxed);
@@ -290,20 +273,21 @@ void init_runtime() {
     g_init_errno = EINVAL;
     return;
   }
-  long want = 0;
-  long spin = kDefaultIdleSpinUs;
-  long spares = -1;
-  EnvValue vcores_env = env_integer("PARLIB_VCORES", 1, PARLIB_MAX_VCORES, &want);
-  EnvValue spin_env = env_integer("PARLIB_IDLE_SPIN_US", 0, 10000000, &spin);
-  EnvValue spares_env = env_integer("PARLIB_SPARE_VCORES", 0, PARLIB_MAX_VCORES, &spares);
-  if (vcores_env == EnvValue::kInvalid || spin_env == EnvValue::kInvalid ||
-      spares_env == EnvValue::kInvalid) {
+  uint64_t want = 0;
+  uint64_t spin = kDefaultIdleSpinUs;
+  uint64_t spares = 0;
+  EnvStatus vcores_env = env_integer("PARLIB_VCORES", 1, PARLIB_MAX_VCORES, "a vcore count", &want);
+  EnvStatus spin_env = env_integer("PARLIB_IDLE_SPIN_US", 0, 10000000, "microseconds", &spin);
+  EnvStatus spares_env =
+      env_integer("PARLIB_SPARE_VCORES", 0, PARLIB_MAX_VCORES, "a vcore count", &spares);
+  if (vcores_env == EnvStatus::kInvalid || spin_env == EnvStatus::kInvalid ||
+      spares_env == EnvStatus::kInvalid) {
     g_init_errno = EINVAL;
     return;
   }
-  int max = vcores_env == EnvValue::kValid ? static_cast<int>(want)
+  int max = vcores_env == EnvStatus::kValid ? static_cast<int>(want)
                                            : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
-  int nspares = spares_env == EnvValue::kValid ? static_cast<int>(spares) : PARLIB_MAX_VCORES;
+  int nspares = spares_env == EnvStatus::kValid ? static_cast<int>(spares) : PARLIB_MAX_VCORES;
   int total = max + nspares;
   g_rt.idle_spin_us.store(static_cast<uint32_t>(spin), std::memory_order_relaxed);
 
@@ -375,9 +359,8 @@ void arch_init() {
 #ifndef HWCAP2_FSGSBASE
 #define HWCAP2_FSGSBASE (1 << 1)
 #endif
-  const char *force = getenv("PARLIB_NO_WRFSBASE");
-  bool forbidden = force != nullptr && strcmp(force, "0") != 0;
-  g_have_wrfsbase = !forbidden && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
+  g_have_wrfsbase =
+      !env_flag("PARLIB_NO_WRFSBASE") && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
 
 

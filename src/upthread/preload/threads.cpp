@@ -30,6 +30,7 @@
 #include <upthread/upthread.h>
 
 #include "common/clock.h"
+#include "common/env.h"
 #include "common/spinlock.h"
 #include "event/foreign_call.h"
 #include "mutex.h"
@@ -240,23 +241,6 @@ std::atomic<dtls_key_t> g_dtls[PTHREAD_KEYS_MAX];
 
 // ------------------------------------------------------- environment
 
-[[noreturn]] void bad_env(const char *name, const char *value, const char *want) {
-  fprintf(stderr, "libupthread-preload: %s=\"%s\": %s\n", name, value, want);
-  _exit(2);
-}
-
-bool parse_u64(const char *s, uint64_t max, uint64_t *out) {
-  if (*s == '\0') return false;
-  uint64_t v = 0;
-  for (; *s != '\0'; ++s) {
-    if (*s < '0' || *s > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(*s - '0');
-    if (v > max) return false;
-  }
-  *out = v;
-  return true;
-}
-
 void child_after_fork() {
   // The forking thread's key values move from its DTLS to glibc's keys,
   // which are what its pthread_getspecific reads from now on (in the
@@ -283,24 +267,25 @@ using namespace parlib::detail::preload;
 // Runs after libupthread's constructor (a dependency initialises first),
 // so main is already thread0; _exit(2) keeps a bad value from reaching
 // main.
+extern "C" int __upthread_stats_mode_invalid(void);  // libupthread, UPTHREAD_PRIVATE
+
 __attribute__((constructor)) static void preload_init() {
-  const char *v = getenv("UPTHREAD_SCHED_PERIOD_US");
+  // A malformed value has been reported (common/env.h) and exits 2. The
+  // vcore layer's variables (PARLIB_VCORES, ...) were checked by
+  // libupthread's constructor, which exits 2 on them.
+  using parlib::detail::env_integer;
+  using parlib::detail::EnvStatus;
   uint64_t period = 10000;  // unmodified programs may spin-wait: preempt
-  if (v != nullptr && !parse_u64(v, 10'000'000, &period))
-    bad_env("UPTHREAD_SCHED_PERIOD_US", v, "want microseconds 0..10000000 (0 = cooperative)");
-  v = getenv("PARLIB_STATS");
-  if (v != nullptr && strcmp(v, "0") != 0 && strcmp(v, "1") != 0 && strcmp(v, "json") != 0)
-    bad_env("PARLIB_STATS", v, "want 0, 1 or json");
-  v = getenv("PARLIB_VCORES");
-  uint64_t n;
-  if (v != nullptr && (!parse_u64(v, PARLIB_MAX_VCORES, &n) || n == 0))
-    bad_env("PARLIB_VCORES", v, "want a vcore count 1..256");
+  if (env_integer("UPTHREAD_SCHED_PERIOD_US", 0, 10'000'000, "microseconds (0 = cooperative)",
+                  &period) == EnvStatus::kInvalid ||
+      __upthread_stats_mode_invalid())
+    _exit(2);
   // Unmodified programs block in the kernel where the shim cannot see it
   // (libgomp's inline futex calls): spare vcores stand in (docs/preload.md).
-  v = getenv("UPTHREAD_STUCK_CHECK_US");
   uint64_t stuck_check = 1000;
-  if (v != nullptr && !parse_u64(v, 10'000'000, &stuck_check))
-    bad_env("UPTHREAD_STUCK_CHECK_US", v, "want microseconds 0..10000000 (0 = off)");
+  if (env_integer("UPTHREAD_STUCK_CHECK_US", 0, 10'000'000, "microseconds (0 = off)",
+                  &stuck_check) == EnvStatus::kInvalid)
+    _exit(2);
   upthread_set_sched_period(period);
   upthread_set_stuck_check_period(stuck_check);
   if (uthread_self() != nullptr) {
