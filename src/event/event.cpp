@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/cache_line.h"
 #include "common/hook_list.h"
 #include "common/raw_log.h"
 #include "event/event_internal.h"
@@ -56,7 +57,7 @@ constexpr int kNotifySignal = SIGUSR1;
 constexpr long kRetryFirstNs = 20 * 1000;
 constexpr long kRetryMaxNs = 1000 * 1000;
 
-struct alignas(64) VcoreEvents {
+struct alignas(kCacheLineSize) VcoreEvents {
   EventQueue queue;
   std::atomic<bool> notifs_disabled{false};  // disable_notifs(vcoreid)
   timer_t retry_timer{};

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/cache_line.h"
+
 namespace parlib::detail {
 
 struct EventNode {
@@ -52,8 +54,8 @@ class EventQueue {
   }
 
  private:
-  alignas(64) std::atomic<EventNode *> tail_;
-  alignas(64) EventNode *head_;
+  alignas(kCacheLineSize) std::atomic<EventNode *> tail_;
+  alignas(kCacheLineSize) EventNode *head_;
   EventNode stub_;
 };
 

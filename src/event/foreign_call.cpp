@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "common/cache_line.h"
 #include "common/raw_log.h"
 #include "event/event_internal.h"
 #include "uthread/uthread_internal.h"
@@ -51,7 +52,7 @@ constexpr uint32_t kAccepts = uint32_t{1} << 14;      // the program's signals m
 constexpr uint32_t kHolder = uint32_t{1} << 15;       // bits 15..31: their senders
 constexpr uint32_t kHolderMask = ~(kHolder - 1);
 
-struct alignas(64) Gate {
+struct alignas(kCacheLineSize) Gate {
   std::atomic<uint32_t> word{0};
   // The uthread inside the foreign call while bit 0 is set (else null),
   // for foreign_call_kick.

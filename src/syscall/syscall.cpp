@@ -22,6 +22,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/cache_line.h"
 #include "common/env.h"
 #include "common/futex.h"
 #include "common/raw_log.h"
@@ -64,7 +65,7 @@ constexpr int kMaxHelpers = 1024;
 
 }  // namespace
 
-struct alignas(64) VcoreRing {
+struct alignas(kCacheLineSize) VcoreRing {
   io_uring ring;
   // Written by the vcore's own task; read by wake() on any thread.
   std::atomic<int> status{kRingNone};

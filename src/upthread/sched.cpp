@@ -17,6 +17,7 @@
 #include <ctime>
 #include <new>
 
+#include "common/cache_line.h"
 #include "common/clock.h"
 #include "common/spinlock.h"
 #include "upthread/upthread_internal.h"
@@ -39,7 +40,7 @@ void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
 }
 
 // A vcore's run queue and counters, on their own cache lines.
-struct alignas(128) VcoreSched {  // two lines: see Vcore
+struct alignas(kCacheLinePairSize) VcoreSched {  // see Vcore
   QueueLock lock;
   struct upthread *head = nullptr;
   struct upthread *tail = nullptr;

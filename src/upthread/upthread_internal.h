@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/cache_line.h"
+
 // One upthread. Cache-line aligned so that two threads' hot fields (the
 // uthread's saved registers, the run-queue link) never share a line.
-struct alignas(64) upthread {
+struct alignas(parlib::detail::kCacheLineSize) upthread {
   struct uthread uth;  // first: the library sees a struct uthread
   struct upthread *next = nullptr;
   void *(*start)(void *) = nullptr;

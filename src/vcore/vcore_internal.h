@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/cache_line.h"
+
 struct uthread;
 
 namespace parlib::detail {
@@ -22,9 +24,10 @@ enum VcoreState : uint32_t {
   kOnline = 2,           // granted: it runs vcore context or a uthread
 };
 
-// 128-byte aligned: the switch path writes to its own vcore's struct, and the
-// adjacent-line prefetcher would otherwise couple neighbouring vcores.
-struct alignas(128) Vcore {
+// Aligned to a pair of lines: the switch path writes to its own vcore's
+// struct, and the adjacent-line prefetcher would otherwise couple
+// neighbouring vcores.
+struct alignas(kCacheLinePairSize) Vcore {
   std::atomic<uint32_t> state{kOffline};  // VcoreState, also the futex word
   uint32_t id = 0;
   int cpu = -1;                 // CPU it is pinned to
