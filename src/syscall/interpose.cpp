@@ -35,9 +35,20 @@ namespace {
 // interceptor chain). When libparlib comes after the C library in the
 // search order (it was loaded as a dependency of an LD_PRELOADed library)
 // there is none after it, and the C library is asked directly.
+//
+// No function-local static here: its guard (__cxa_guard_acquire) waits
+// with syscall(SYS_futex), which the LD_PRELOAD shim turns into a uthread
+// futex wait, and uthreads making their first blocking calls at once were
+// seen to stay blocked on it for good (memcached -t 4: a worker's first
+// epoll_wait). A race only opens libc twice (RTLD_NOLOAD: the same handle).
 void *libc_handle() {
-  static void *handle = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-  return handle;
+  static std::atomic<void *> handle{nullptr};
+  void *h = handle.load(std::memory_order_acquire);
+  if (h == nullptr) {
+    h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    handle.store(h, std::memory_order_release);
+  }
+  return h;
 }
 
 template <typename Fn>

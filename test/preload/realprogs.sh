@@ -234,6 +234,17 @@ memcached)
       stuck=
       [ -n "$out" ] || ! kill -0 "$pid" 2>/dev/null || stuck=1
       if [ -n "$out" ]; then
+        # memcached hands connections to its -t 4 workers in turn: 8 more,
+        # one at a time, reach each worker twice, and each must answer.
+        # (A worker whose first epoll_wait stayed blocked in the runtime
+        # answered nothing, while connections handed to the others did.)
+        for c in 1 2 3 4 5 6 7 8; do
+          more=$(bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+                          printf "get k\r\nquit\r\n" >&3
+                          timeout 10 cat <&3' "$port" 2>/dev/null | tr -d '\r')
+          [ -n "$more" ] || { kill -KILL "$pid"; wait "$pid"
+                              session_fail "memcached${1:+ under the shim}: connection $c after the first got no answer in 10 s"; }
+        done
         uids=$(cat /proc/"$pid"/task/*/status | awk '/^Uid:/ {print $2, $3, $4, $5}' | sort -u)
         kill "$pid"
         wait "$pid"
