@@ -197,9 +197,18 @@ void BM_Baseline_Timerfd(benchmark::State &state) {
 
 // Fixed iteration counts: each is ~1 ms of waiting, and the counters need
 // enough samples for a p99.
-BENCHMARK(BM_AlarmLateness_BusyVcore)->Iterations(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_AlarmLateness_IdleVcore)->Iterations(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Baseline_ClockNanosleep)->Iterations(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AlarmLateness_BusyVcore)
+    ->Iterations(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AlarmLateness_IdleVcore)
+    ->Iterations(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Baseline_ClockNanosleep)
+    ->Iterations(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Baseline_Timerfd)->Iterations(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -109,12 +109,13 @@ struct Window {
 }
 
 void print_usage(int ncpus) {
-  printf("usage: ctxswitch [--cpus N] [--tpc T] [--seconds S] [--json]\n"
-         "  --cpus N     cores to use, 1..%d (default: all CPUs of the affinity mask)\n"
-         "  --tpc T      threads per core, 1..%ld (default 2)\n"
-         "  --seconds S  measured time per implementation, 0 < S <= %g (default 2)\n"
-         "  --json       print one JSON object instead of the report\n",
-         ncpus, kMaxThreadsPerCore, kMaxSeconds);
+  printf(
+      "usage: ctxswitch [--cpus N] [--tpc T] [--seconds S] [--json]\n"
+      "  --cpus N     cores to use, 1..%d (default: all CPUs of the affinity mask)\n"
+      "  --tpc T      threads per core, 1..%ld (default 2)\n"
+      "  --seconds S  measured time per implementation, 0 < S <= %g (default 2)\n"
+      "  --json       print one JSON object instead of the report\n",
+      ncpus, kMaxThreadsPerCore, kMaxSeconds);
 }
 
 long parse_long(const char *opt, const char *s, long min, long max) {
@@ -181,7 +182,8 @@ Options parse_args(int argc, char **argv, int ncpus, int nvcores) {
 std::vector<int> affinity_cpus() {
   cpu_set_t set;
   std::vector<int> cpus;
-  if (sched_getaffinity(getpid(), sizeof set, &set) != 0) fatal("sched_getaffinity: %s", strerror(errno));
+  if (sched_getaffinity(getpid(), sizeof set, &set) != 0)
+    fatal("sched_getaffinity: %s", strerror(errno));
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &set)) cpus.push_back(c);
   return cpus;
@@ -299,8 +301,8 @@ void uth_worker(void *arg) {
 // on a vcore. It sleeps through the run.
 void *timer_main(void *) {
   while (g_timer_go.load(std::memory_order_acquire) == 0)
-    syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_timer_go), FUTEX_WAIT_PRIVATE, 0,
-            nullptr, nullptr, 0);
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_timer_go), FUTEX_WAIT_PRIVATE, 0, nullptr,
+            nullptr, 0);
   g_uth_window = measure(g_uth_slots->data(), g_uth_slots->size(), g_uth_seconds);
   g_uth_stop.store(true, std::memory_order_release);
   return nullptr;
@@ -406,8 +408,12 @@ constexpr double kBusyShare = 0.9;
 Result result_of(const Window &w, int cpus, const char *what) {
   if (w.switches == 0 || w.seconds <= 0) fatal("%s: no switches counted", what);
   double sw = static_cast<double>(w.switches);
-  Result r{w.switches,        w.seconds, sw / w.seconds, w.seconds * cpus * 1e9 / sw,
-           w.cpu_seconds * 1e9 / sw, w.cpu_seconds / (w.seconds * cpus)};
+  Result r{w.switches,
+           w.seconds,
+           sw / w.seconds,
+           w.seconds * cpus * 1e9 / sw,
+           w.cpu_seconds * 1e9 / sw,
+           w.cpu_seconds / (w.seconds * cpus)};
   if (r.cpu_share < kBusyShare)
     fprintf(stderr,
             "ctxswitch: warning: the %s threads got %.0f%% of their CPUs (other programs are "
@@ -431,16 +437,17 @@ void print_report(const Options &o, const std::vector<int> &cpus, const Result &
     if (i > 0) cpu_list += ',';
     cpu_list += std::to_string(cpus[i]);
   }
-  printf("ctxswitch: %d core%s (CPU %s) x %d thread%s per core, %g s per implementation "
-         "after %g s warm-up; FS base via %s\n",
-         o.cpus, o.cpus == 1 ? "" : "s", cpu_list.c_str(), o.tpc, o.tpc == 1 ? "" : "s",
-         o.seconds, kWarmupSeconds, have_wrfsbase() ? "wrfsbase" : "arch_prctl");
+  printf(
+      "ctxswitch: %d core%s (CPU %s) x %d thread%s per core, %g s per implementation "
+      "after %g s warm-up; FS base via %s\n",
+      o.cpus, o.cpus == 1 ? "" : "s", cpu_list.c_str(), o.tpc, o.tpc == 1 ? "" : "s", o.seconds,
+      kWarmupSeconds, have_wrfsbase() ? "wrfsbase" : "arch_prctl");
   for (auto [name, r] : {std::pair{"nptl", &nptl}, std::pair{"uthread", &uth}})
-    printf("  %-8s %12llu switches in %.3f s  %12.0f switches/s  %9.1f ns/switch per core"
-           "  (CPU time: %.1f ns/switch, %.0f%% of %d CPU%s)\n",
-           name, static_cast<unsigned long long>(r->switches), r->seconds, r->per_sec,
-           r->ns_per_switch, r->cpu_ns_per_switch, r->cpu_share * 100, o.cpus,
-           o.cpus == 1 ? "" : "s");
+    printf(
+        "  %-8s %12llu switches in %.3f s  %12.0f switches/s  %9.1f ns/switch per core"
+        "  (CPU time: %.1f ns/switch, %.0f%% of %d CPU%s)\n",
+        name, static_cast<unsigned long long>(r->switches), r->seconds, r->per_sec,
+        r->ns_per_switch, r->cpu_ns_per_switch, r->cpu_share * 100, o.cpus, o.cpus == 1 ? "" : "s");
   printf("  ratio nptl/uthread (ns per switch): %.2fx  (CPU time: %.2fx)\n",
          nptl.ns_per_switch / uth.ns_per_switch, nptl.cpu_ns_per_switch / uth.cpu_ns_per_switch);
 }
@@ -455,10 +462,11 @@ void print_json(const Options &o, const Result &nptl, const Result &uth) {
              r.cpu_ns_per_switch, r.cpu_share);
     return std::string(buf);
   };
-  printf("{\"cpus\":%d,\"tpc\":%d,\"seconds\":%g,\"uthread\":%s,\"nptl\":%s,"
-         "\"ratio_nptl_over_uthread\":%.3f,\"cpu_ratio_nptl_over_uthread\":%.3f}\n",
-         o.cpus, o.tpc, o.seconds, impl(uth).c_str(), impl(nptl).c_str(),
-         nptl.ns_per_switch / uth.ns_per_switch, nptl.cpu_ns_per_switch / uth.cpu_ns_per_switch);
+  printf(
+      "{\"cpus\":%d,\"tpc\":%d,\"seconds\":%g,\"uthread\":%s,\"nptl\":%s,"
+      "\"ratio_nptl_over_uthread\":%.3f,\"cpu_ratio_nptl_over_uthread\":%.3f}\n",
+      o.cpus, o.tpc, o.seconds, impl(uth).c_str(), impl(nptl).c_str(),
+      nptl.ns_per_switch / uth.ns_per_switch, nptl.cpu_ns_per_switch / uth.cpu_ns_per_switch);
 }
 
 }  // namespace

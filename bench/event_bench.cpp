@@ -26,8 +26,12 @@ constexpr unsigned kEvNop = EV_FIRST_USER;
 constexpr unsigned kEvStamp = EV_FIRST_USER + 1;
 std::atomic<uint64_t> g_handled{0};
 
-void nop_handler(struct event_msg *, unsigned) { g_handled.fetch_add(1, std::memory_order_relaxed); }
-void stamp_handler(struct event_msg *, unsigned) { g_handled.fetch_add(1, std::memory_order_release); }
+void nop_handler(struct event_msg *, unsigned) {
+  g_handled.fetch_add(1, std::memory_order_relaxed);
+}
+void stamp_handler(struct event_msg *, unsigned) {
+  g_handled.fetch_add(1, std::memory_order_release);
+}
 
 void BM_SendHandleSameVcore(benchmark::State &state) {
   struct event_msg msg {};

@@ -7,8 +7,8 @@
 //   nptl            Linux NPTL threads
 //   nptl-yield:N    NPTL threads calling sched_yield every N outer iterations
 // ideal_ms is the single-thread loop time x T / cores, measured in the same
-// run with every core busy (loaded_thread_ms). Per-thread completion times go to a CSV; bench/plot_fixedwork.sh
-// draws completed threads over time for every variant, like Fig 2.8.
+// run with every core busy (loaded_thread_ms). Per-thread completion times go to a CSV;
+// bench/plot_fixedwork.sh draws completed threads over time for every variant, like Fig 2.8.
 #include <parlib/vcore.h>
 #include <pthread.h>
 #include <sched.h>
@@ -31,11 +31,11 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   int threads = 1024;
-  int cores = 0;  // 0: every CPU in the affinity mask
+  int cores = 0;         // 0: every CPU in the affinity mask
   double seconds = 2.0;  // target length of one variant at the ideal
-  std::vector<std::string> variants = {"no-preempt", "preempt:1000000", "preempt:500000",
-                                       "preempt:100000", "preempt:10000", "yield:1000",
-                                       "yield:1", "nptl", "nptl-yield:1"};
+  std::vector<std::string> variants = {
+      "no-preempt", "preempt:1000000", "preempt:500000", "preempt:100000", "preempt:10000",
+      "yield:1000", "yield:1",         "nptl",           "nptl-yield:1"};
   bool json = false;
   std::string csv;
 };
@@ -112,18 +112,19 @@ double loaded_thread_ms() {
       CPU_ZERO(&one);
       CPU_SET(cpus[i], &one);
       pthread_attr_setaffinity_np(&attr, sizeof one, &one);
-      pthread_create(&threads[i], &attr,
-                     [](void *p) -> void * {
-                       auto *t = static_cast<Timer *>(p);
-                       t->ready->fetch_add(1);
-                       while (!t->go->load()) {
-                       }
-                       auto t0 = Clock::now();
-                       for (int i = 0; i < kLoadedLoops; ++i) busy(g_work.inner, 0);
-                       t->ms = ms_since(t0) / kLoadedLoops;
-                       return nullptr;
-                     },
-                     &timers[i]);
+      pthread_create(
+          &threads[i], &attr,
+          [](void *p) -> void * {
+            auto *t = static_cast<Timer *>(p);
+            t->ready->fetch_add(1);
+            while (!t->go->load()) {
+            }
+            auto t0 = Clock::now();
+            for (int i = 0; i < kLoadedLoops; ++i) busy(g_work.inner, 0);
+            t->ms = ms_since(t0) / kLoadedLoops;
+            return nullptr;
+          },
+          &timers[i]);
       pthread_attr_destroy(&attr);
     }
     while (ready.load() < static_cast<int>(cpus.size())) sched_yield();
@@ -220,8 +221,10 @@ Run run_variant(const std::string &name, int threads) {
   std::vector<pthread_t> pts(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) {
     args[static_cast<size_t>(i)] = ThreadArg{&s, i};
-    int err = nptl ? pthread_create(&pts[static_cast<size_t>(i)], &nptl_attr, nptl_main, &args[static_cast<size_t>(i)])
-                   : upthread_create(&uts[static_cast<size_t>(i)], nullptr, upthread_main, &args[static_cast<size_t>(i)]);
+    int err = nptl ? pthread_create(&pts[static_cast<size_t>(i)], &nptl_attr, nptl_main,
+                                    &args[static_cast<size_t>(i)])
+                   : upthread_create(&uts[static_cast<size_t>(i)], nullptr, upthread_main,
+                                     &args[static_cast<size_t>(i)]);
     if (err != 0) {
       fprintf(stderr, "fixedwork: %s: thread %d: %s\n", name.c_str(), i, strerror(err));
       exit(1);
@@ -293,7 +296,8 @@ Options parse(int argc, char **argv) {
       size_t start = 0;
       while (start <= list.size()) {
         size_t comma = list.find(',', start);
-        std::string v = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string v =
+            list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!valid_variant(v)) usage(("bad variant \"" + v + "\"").c_str());
         o.variants.push_back(v);
         if (comma == std::string::npos) break;
@@ -342,25 +346,31 @@ int main(int argc, char **argv) {
     }
     fprintf(f, "variant,thread,completion_ms\n");
     for (const auto &r : runs)
-      for (size_t i = 0; i < r.done_ms.size(); ++i) fprintf(f, "%s,%zu,%.3f\n", r.name.c_str(), i, r.done_ms[i]);
+      for (size_t i = 0; i < r.done_ms.size(); ++i)
+        fprintf(f, "%s,%zu,%.3f\n", r.name.c_str(), i, r.done_ms[i]);
     fclose(f);
   }
   if (o.json) {
     printf("{\"threads\":%d,\"cores\":%d,\"single_thread_ms\":%.3f,\"loaded_thread_ms\":%.3f",
            o.threads, cores, single_ms, loaded_ms);
     for (const auto &r : runs)
-      printf(",\"%s\":{\"total_ms\":%.3f,\"ideal_ms\":%.3f,\"min_ms\":%.3f,\"median_ms\":%.3f,\"max_ms\":%.3f}",
-             r.name.c_str(), r.total_ms, ideal_ms, percentile(r.done_ms, 0), percentile(r.done_ms, 0.5),
-             percentile(r.done_ms, 1));
+      printf(
+          ",\"%s\":{\"total_ms\":%.3f,\"ideal_ms\":%.3f,\"min_ms\":%.3f,\"median_ms\":%.3f,\"max_"
+          "ms\":%.3f}",
+          r.name.c_str(), r.total_ms, ideal_ms, percentile(r.done_ms, 0),
+          percentile(r.done_ms, 0.5), percentile(r.done_ms, 1));
     printf("}\n");
   } else {
-    printf("fixedwork: %d threads on %d cores; one thread's loop %.3f ms alone, %.3f ms with every "
-           "core busy; ideal %.1f ms\n",
-           o.threads, cores, single_ms, loaded_ms, ideal_ms);
-    printf("%-18s %10s %8s %10s %10s %10s\n", "variant", "total_ms", "x ideal", "min_ms", "median_ms", "max_ms");
+    printf(
+        "fixedwork: %d threads on %d cores; one thread's loop %.3f ms alone, %.3f ms with every "
+        "core busy; ideal %.1f ms\n",
+        o.threads, cores, single_ms, loaded_ms, ideal_ms);
+    printf("%-18s %10s %8s %10s %10s %10s\n", "variant", "total_ms", "x ideal", "min_ms",
+           "median_ms", "max_ms");
     for (const auto &r : runs)
-      printf("%-18s %10.1f %8.3f %10.1f %10.1f %10.1f\n", r.name.c_str(), r.total_ms, r.total_ms / ideal_ms,
-             percentile(r.done_ms, 0), percentile(r.done_ms, 0.5), percentile(r.done_ms, 1));
+      printf("%-18s %10.1f %8.3f %10.1f %10.1f %10.1f\n", r.name.c_str(), r.total_ms,
+             r.total_ms / ideal_ms, percentile(r.done_ms, 0), percentile(r.done_ms, 0.5),
+             percentile(r.done_ms, 1));
   }
   return 0;
 }

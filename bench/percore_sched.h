@@ -28,9 +28,9 @@ namespace parlib_bench {
 inline constexpr size_t kNoFalseSharing = 2 * PARLIB_CACHE_LINE_SIZE;
 
 struct alignas(kNoFalseSharing) PcThread {
-  struct uthread uth;         // first member, as a 2LS embeds it
-  PcThread *next = nullptr;   // run-queue link, guarded by the queue's lock
-  uint32_t home = 0;          // the vcore whose queue holds this thread
+  struct uthread uth;        // first member, as a 2LS embeds it
+  PcThread *next = nullptr;  // run-queue link, guarded by the queue's lock
+  uint32_t home = 0;         // the vcore whose queue holds this thread
   void (*fn)(void *) = nullptr;
   void *arg = nullptr;
   void *stack = nullptr;
@@ -50,8 +50,8 @@ uint32_t pcs_thread0_vcore();
 // Creates a uthread running fn(arg) on vcore home's queue and makes it
 // runnable. Uthread context. Aborts when home >= max_vcores() or memory
 // runs out.
-PcThread *pcs_spawn(void (*fn)(void *), void *arg, uint32_t home,
-                    size_t stack_size = 64 << 10, const char *name = nullptr);
+PcThread *pcs_spawn(void (*fn)(void *), void *arg, uint32_t home, size_t stack_size = 64 << 10,
+                    const char *name = nullptr);
 
 // Blocks the caller until t has exited, then frees t. Uthread context.
 void pcs_join(PcThread *t);

@@ -89,8 +89,7 @@ void BM_RawSwitch(benchmark::State &state) {
       perror("switch_bench: uthread_stack_alloc");
       abort();
     }
-    parlib::detail::make_context(&g_raw.partner, stack, kStack,
-                                 raw_partner, &g_raw);
+    parlib::detail::make_context(&g_raw.partner, stack, kStack, raw_partner, &g_raw);
     return true;
   }();
   (void)made;

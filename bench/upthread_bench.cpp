@@ -1,7 +1,8 @@
 // Google Benchmark: upthread against NPTL, same process, same run.
 //   create+join of an empty thread; condvar ping-pong (two threads taking
 //   turns through one mutex and condvar) on one and two vcores; a mutex
-//   contended by 2, 8 and 64 threads (bench/mutex_ratio.sh prints the ratios); a barrier round with 2, 8 and 64 threads.
+//   contended by 2, 8 and 64 threads (bench/mutex_ratio.sh prints the ratios); a barrier round with
+//   2, 8 and 64 threads.
 // libupthread's constructor makes main (where Google Benchmark runs) a
 // upthread, so the upthread cases start from uthread context; the NPTL
 // cases use glibc's functions from the same thread (main keeps its glibc
@@ -125,14 +126,20 @@ void BM_MutexContended_Upthread(benchmark::State &state) {
   upthread_mutex_t m = UPTHREAD_MUTEX_INITIALIZER;
   std::vector<upthread_t> threads(static_cast<size_t>(n));
   for (auto _ : state) {
-    Contended<upthread_mutex_t, upthread_mutex_lock, upthread_mutex_unlock> c{&m, kContendedTotal / n};
+    Contended<upthread_mutex_t, upthread_mutex_lock, upthread_mutex_unlock> c{&m,
+                                                                              kContendedTotal / n};
     for (auto &t : threads) upthread_create(&t, nullptr, decltype(c)::run, &c);
     for (auto t : threads) upthread_join(t, nullptr);
     if (c.counter != c.per_thread * n) state.SkipWithError("lost increments");
   }
   state.SetItemsProcessed(state.iterations() * (kContendedTotal / n) * n);
 }
-BENCHMARK(BM_MutexContended_Upthread)->Arg(2)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MutexContended_Upthread)
+    ->Arg(2)
+    ->Arg(8)
+    ->Arg(64)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_MutexContended_Nptl(benchmark::State &state) {
   const int n = static_cast<int>(state.range(0));
@@ -153,7 +160,12 @@ void BM_MutexContended_Nptl(benchmark::State &state) {
   }
   state.SetItemsProcessed(state.iterations() * (kContendedTotal / n) * n);
 }
-BENCHMARK(BM_MutexContended_Nptl)->Arg(2)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MutexContended_Nptl)
+    ->Arg(2)
+    ->Arg(8)
+    ->Arg(64)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // A barrier round with N threads (range 0): every thread waits at the
 // barrier once per iteration; time per round.

@@ -23,10 +23,10 @@ struct Conn {
   std::unique_ptr<char[]> buf{new char[kConnBufSize]};
   size_t start = 0;  // unread bytes are buf[start, end)
   size_t end = 0;
-  int64_t last_active_ms;     // accepted, or last response sent: the idle clock
+  int64_t last_active_ms;       // accepted, or last response sent: the idle clock
   int64_t head_started_ms = 0;  // first byte of the request being read; 0: none yet
-  int burst = 0;              // requests served since it last went to a queue's tail
-  Conn *next = nullptr;       // link in a connection queue
+  int burst = 0;                // requests served since it last went to a queue's tail
+  Conn *next = nullptr;         // link in a connection queue
 };
 
 // A FIFO of connections that can also take one back at its head (the

@@ -66,8 +66,8 @@ void push_remote(KThread *t) {
   KThread *old = q.inbox.load(std::memory_order_relaxed);
   do {
     t->next = old;
-  } while (!q.inbox.compare_exchange_weak(old, t, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed));
+  } while (
+      !q.inbox.compare_exchange_weak(old, t, std::memory_order_seq_cst, std::memory_order_relaxed));
   // The other half of vcore_set_sched_probe's handshake: the push is
   // seq_cst, so either the vcore sees it in has_work while going offline,
   // or we see it offline here and bring it back.
@@ -108,14 +108,14 @@ void thread_paused(struct uthread *uth) { g_queues[of(uth)->home].push_local(of(
 void thread_blockon_sysc(struct uthread *, void *) {}
 void thread_has_blocked(struct uthread *, int) {}
 void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
-  fprintf(stderr, "kweb: uthread %p faulted: signal %d code %d addr %p\n",
-          static_cast<void *>(uth), signo, code, addr);
+  fprintf(stderr, "kweb: uthread %p faulted: signal %d code %d addr %p\n", static_cast<void *>(uth),
+          signo, code, addr);
   abort();
 }
 
-struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
-                             thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
-                             nullptr,             nullptr};
+struct schedule_ops g_ops = {
+    sched_entry,        thread_runnable,   thread_paused, thread_blockon_sysc,
+    thread_has_blocked, thread_refl_fault, nullptr,       nullptr};
 
 constexpr size_t kStackSize = 128 << 10;
 constexpr size_t kGuardSize = 4096;
@@ -129,7 +129,8 @@ void exit_cb(struct uthread *uth, void *) {
   // seq_cst, with k2ls_join_all's store and load: whichever side comes
   // second sees the other (a store-buffering pattern).
   if (g_live.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-    if (KThread *j = g_joiner.exchange(nullptr, std::memory_order_seq_cst)) uthread_runnable(&j->uth);
+    if (KThread *j = g_joiner.exchange(nullptr, std::memory_order_seq_cst))
+      uthread_runnable(&j->uth);
   }
 }
 
@@ -190,7 +191,8 @@ void k2ls_park(void (*park_cb)(KThread *, void *), void *arg) {
     void *arg;
   } park{park_cb, arg};
   uthread_yield(
-      true, [](struct uthread *uth, void *p) {
+      true,
+      [](struct uthread *uth, void *p) {
         auto *pk = static_cast<Park *>(p);
         pk->cb(of(uth), pk->arg);
       },

@@ -23,7 +23,7 @@
 namespace kweb {
 
 struct KThread {
-  struct uthread uth;  // first member, as a 2LS embeds it
+  struct uthread uth;       // first member, as a 2LS embeds it
   KThread *next = nullptr;  // run queue, inbox or the application's lists
   uint32_t home = 0;
   void (*fn)(void *) = nullptr;

@@ -44,8 +44,8 @@ uint32_t g_accept_vcore = 0;
 // by the accept thread.
 std::vector<uint32_t> g_order;
 std::atomic<int> g_active{1};
-int g_per_vcore = 1;               // workers per vcore
-WorkerStats *g_stats = nullptr;  // g_per_vcore per vcore, by vcore
+int g_per_vcore = 1;                 // workers per vcore
+WorkerStats *g_stats = nullptr;      // g_per_vcore per vcore, by vcore
 std::atomic<int> g_spawned_upto{0};  // vcores of g_order with their pool spawned
 
 struct WorkerArg {
@@ -180,8 +180,8 @@ class CustomBackend : public Backend {
     char line[160];
     snprintf(line, sizeof line, "threads %d per serving vcore\n", g_per_vcore);
     std::string s = line;
-    snprintf(line, sizeof line, "vcores online %d of %d, accept on vcore %u, serving on", num_vcores(),
-             g_max, g_accept_vcore);
+    snprintf(line, sizeof line, "vcores online %d of %d, accept on vcore %u, serving on",
+             num_vcores(), g_max, g_accept_vcore);
     s += line;
     for (int i = 0; i < g_active.load(); ++i) {
       snprintf(line, sizeof line, " %u", g_order[static_cast<size_t>(i)]);
@@ -191,7 +191,8 @@ class CustomBackend : public Backend {
     for (int v = 0; v < g_max; ++v) {
       uint64_t n = g_vs[v].assigned.load(std::memory_order_relaxed);
       if (n == 0) continue;
-      snprintf(line, sizeof line, "vcore %d connections %llu\n", v, static_cast<unsigned long long>(n));
+      snprintf(line, sizeof line, "vcore %d connections %llu\n", v,
+               static_cast<unsigned long long>(n));
       s += line;
     }
     return s;

@@ -96,7 +96,8 @@ int DocRoot::open_by_walk(const char *rel) const {
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
-    std::string seg = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string seg =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     bool last = slash == std::string::npos;
     int flags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (last ? O_RDONLY : O_PATH | O_DIRECTORY);
     int next = openat(cur, seg.empty() ? "." : seg.c_str(), flags);

@@ -23,7 +23,8 @@ std::shared_ptr<const OpenFile> FileCache::open_uncached(const std::string &rel,
     bytes.resize(static_cast<size_t>(st.st_size));
     // All of it or nothing: a file that changed size meanwhile is sent
     // with sendfile, whose short count ends the connection.
-    if (pread(fd, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) bytes.clear();
+    if (pread(fd, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
+      bytes.clear();
   }
   return std::make_shared<const OpenFile>(fd, st, std::move(type_name), std::move(bytes));
 }

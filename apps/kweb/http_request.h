@@ -24,22 +24,22 @@ enum class Method { kGet, kHead, kOther };
 
 struct Request {
   Method method = Method::kOther;
-  std::string_view target;      // as sent (origin form), views into the buffer
-  int version_minor = 1;        // HTTP/1.minor
-  bool keep_alive = true;       // after the Connection field and the version
+  std::string_view target;  // as sent (origin form), views into the buffer
+  int version_minor = 1;    // HTTP/1.minor
+  bool keep_alive = true;   // after the Connection field and the version
   bool has_host = false;
-  bool has_body = false;        // Content-Length > 0
+  bool has_body = false;  // Content-Length > 0
   uint64_t content_length = 0;
-  bool chunked = false;         // any Transfer-Encoding
-  bool has_ims = false;         // If-Modified-Since, parsed
+  bool chunked = false;  // any Transfer-Encoding
+  bool has_ims = false;  // If-Modified-Since, parsed
   time_t if_modified_since = 0;
 };
 
 // What parse_request found: a request, or the status to refuse it with.
 enum class ParseStatus {
   kOk,
-  kBadRequest,        // 400
-  kBodyTooLarge,      // 413
+  kBadRequest,           // 400
+  kBodyTooLarge,         // 413
   kVersionNotSupported,  // 505
 };
 

@@ -30,19 +30,32 @@ std::string_view current_date() {
 
 const char *reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
+    case 200:
+      return "OK";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Unknown";
 }
@@ -59,16 +72,13 @@ std::string_view content_type_for(std::string_view path) {
     const char *type;
   };
   static const Entry kTypes[] = {
-      {"html", "text/html"},       {"htm", "text/html"},
-      {"css", "text/css"},         {"js", "text/javascript"},
-      {"mjs", "text/javascript"},  {"json", "application/json"},
-      {"txt", "text/plain"},       {"xml", "application/xml"},
-      {"png", "image/png"},        {"jpg", "image/jpeg"},
-      {"jpeg", "image/jpeg"},      {"gif", "image/gif"},
-      {"svg", "image/svg+xml"},    {"ico", "image/x-icon"},
-      {"webp", "image/webp"},      {"pdf", "application/pdf"},
-      {"wasm", "application/wasm"}, {"woff2", "font/woff2"},
-      {"mp4", "video/mp4"},        {"gz", "application/gzip"},
+      {"html", "text/html"},      {"htm", "text/html"},         {"css", "text/css"},
+      {"js", "text/javascript"},  {"mjs", "text/javascript"},   {"json", "application/json"},
+      {"txt", "text/plain"},      {"xml", "application/xml"},   {"png", "image/png"},
+      {"jpg", "image/jpeg"},      {"jpeg", "image/jpeg"},       {"gif", "image/gif"},
+      {"svg", "image/svg+xml"},   {"ico", "image/x-icon"},      {"webp", "image/webp"},
+      {"pdf", "application/pdf"}, {"wasm", "application/wasm"}, {"woff2", "font/woff2"},
+      {"mp4", "video/mp4"},       {"gz", "application/gzip"},
   };
   size_t slash = path.rfind('/');
   size_t dot = path.rfind('.');

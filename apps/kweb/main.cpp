@@ -46,9 +46,12 @@ int main(int argc, char **argv) {
     }
   }
   switch (opts.sched) {
-    case kweb::SchedKind::kNptl: return kweb::run_nptl(srv);
-    case kweb::SchedKind::kUpthread: return kweb::run_upthread(srv);
-    case kweb::SchedKind::kCustom: return kweb::run_custom(srv);
+    case kweb::SchedKind::kNptl:
+      return kweb::run_nptl(srv);
+    case kweb::SchedKind::kUpthread:
+      return kweb::run_upthread(srv);
+    case kweb::SchedKind::kCustom:
+      return kweb::run_custom(srv);
   }
   return 2;
 }

@@ -34,9 +34,12 @@ bool parse_seconds(const char *s, int *out_ms) {
 
 const char *sched_name(SchedKind kind) {
   switch (kind) {
-    case SchedKind::kNptl: return "nptl";
-    case SchedKind::kUpthread: return "upthread";
-    case SchedKind::kCustom: return "custom";
+    case SchedKind::kNptl:
+      return "nptl";
+    case SchedKind::kUpthread:
+      return "upthread";
+    case SchedKind::kCustom:
+      return "custom";
   }
   return "?";
 }

@@ -113,7 +113,7 @@ class PoolScheduler {
   Server &srv_;
   typename Api::Mutex mu_;
   typename Api::Cond cv_;
-  ConnQueue queue_;  // guarded by mu_
+  ConnQueue queue_;    // guarded by mu_
   bool stop_ = false;  // guarded by mu_
   std::vector<typename Api::Thread> workers_;
   std::vector<WorkerArg> args_;

@@ -38,7 +38,8 @@ Wait wait_for(int fd, short events, int64_t deadline_ms) {
 // Sends all of data; each wait for room may last the request timeout.
 bool send_all(const Server &srv, int fd, std::string_view data, bool more) {
   while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    ssize_t n =
+        send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (n > 0) {
       data.remove_prefix(static_cast<size_t>(n));
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -57,7 +58,9 @@ bool send_all(const Server &srv, int fd, std::string_view data, bool more) {
 bool sendfile_all(const Server &srv, int sock, int file, uint64_t size) {
   off_t off = 0;
   while (static_cast<uint64_t>(off) < size) {
-    size_t chunk = size - static_cast<uint64_t>(off) > (1u << 30) ? (1u << 30) : size - static_cast<uint64_t>(off);
+    size_t chunk = size - static_cast<uint64_t>(off) > (1u << 30)
+                       ? (1u << 30)
+                       : size - static_cast<uint64_t>(off);
     ssize_t n = sendfile(sock, file, &off, chunk);
     if (n > 0) continue;
     if (n == 0) return false;  // the file shrank under us: the framing is lost
@@ -101,7 +104,8 @@ size_t read_head(Server &srv, Conn &c, WorkerStats &stats) {
     // head a larger one (431); checked before the end of the head is
     // looked for, since a long head may arrive in one piece.
     size_t line_end = pending.find("\r\n");
-    if (line_end == std::string_view::npos ? pending.size() > kMaxRequestLine : line_end > kMaxRequestLine) {
+    if (line_end == std::string_view::npos ? pending.size() > kMaxRequestLine
+                                           : line_end > kMaxRequestLine) {
       send_error(srv, c, 414);
       return 0;
     }
@@ -189,10 +193,14 @@ bool serve_one(Server &srv, Conn &c, WorkerStats &stats) {
   c.head_started_ms = c.start != c.end ? monotonic_ms() : 0;  // a pipelined one has begun
   bool keep = false;
   switch (ps) {
-    case ParseStatus::kBadRequest: return send_error(srv, c, 400);
-    case ParseStatus::kBodyTooLarge: return send_error(srv, c, 413);
-    case ParseStatus::kVersionNotSupported: return send_error(srv, c, 505);
-    case ParseStatus::kOk: break;
+    case ParseStatus::kBadRequest:
+      return send_error(srv, c, 400);
+    case ParseStatus::kBodyTooLarge:
+      return send_error(srv, c, 413);
+    case ParseStatus::kVersionNotSupported:
+      return send_error(srv, c, 505);
+    case ParseStatus::kOk:
+      break;
   }
   if (req.chunked) return send_error(srv, c, 501);
   // This server reads no bodies: after a request that has one, close.
@@ -207,7 +215,8 @@ bool serve_one(Server &srv, Conn &c, WorkerStats &stats) {
     std::string_view path = req.target.substr(0, req.target.find('?'));
     if (srv.opts().admin && path.substr(0, 6) == "/kweb/") {
       AdminReply r = run_admin_command(srv, req.target);
-      keep = send_text(srv, c, r.status, r.body, req.method == Method::kHead, keep_alive && !r.terminate, http10);
+      keep = send_text(srv, c, r.status, r.body, req.method == Method::kHead,
+                       keep_alive && !r.terminate, http10);
       if (r.terminate) srv.request_stop();
     } else {
       keep = serve_file(srv, c, req, rel, keep_alive);

@@ -183,7 +183,8 @@ void Server::begin_shutdown() {
   // number can then be reused only by a file the worker opens, and
   // shutdown() on a file just fails with ENOTSOCK.
   for (size_t fd = 0; fd < by_fd_size_; ++fd)
-    if (by_fd_[fd].load(std::memory_order_acquire) != nullptr) shutdown(static_cast<int>(fd), SHUT_RD);
+    if (by_fd_[fd].load(std::memory_order_acquire) != nullptr)
+      shutdown(static_cast<int>(fd), SHUT_RD);
 }
 
 void Server::close_conn(Conn *c) {

@@ -123,13 +123,13 @@ class UpthreadBackend : public Backend {
     return true;
   }
   std::string describe() override {
-    std::string s = "threads " + std::to_string(threads_) + "\nvcores online " + std::to_string(num_vcores()) + " of " +
-                    std::to_string(max_vcores()) + "\n";
+    std::string s = "threads " + std::to_string(threads_) + "\nvcores online " +
+                    std::to_string(num_vcores()) + " of " + std::to_string(max_vcores()) + "\n";
     for (int i = 0; i < max_vcores(); ++i) {
       struct upthread_vcore_stats st {};
       if (g_up.get_vcore_stats(static_cast<uint32_t>(i), &st) != 0) continue;
-      s += "vcore " + std::to_string(i) + " switches " + std::to_string(st.switches) +
-           " steals " + std::to_string(st.steals) + " syscalls " + std::to_string(st.syscalls) + "\n";
+      s += "vcore " + std::to_string(i) + " switches " + std::to_string(st.switches) + " steals " +
+           std::to_string(st.steals) + " syscalls " + std::to_string(st.syscalls) + "\n";
     }
     return s;
   }

@@ -38,12 +38,13 @@ constexpr Timespec ns_to_timespec(uint64_t ns) {
 
 // A timeval in nanoseconds (valid timeval: tv_usec in [0, 1e6)).
 constexpr uint64_t timeval_to_ns(const struct timeval &tv) {
-  return static_cast<uint64_t>(tv.tv_sec) * kNsPerSec + static_cast<uint64_t>(tv.tv_usec) * kNsPerUs;
+  return static_cast<uint64_t>(tv.tv_sec) * kNsPerSec +
+         static_cast<uint64_t>(tv.tv_usec) * kNsPerUs;
 }
 
 // Nanoseconds as a timeval, rounded down to the microsecond.
 constexpr struct timeval ns_to_timeval(uint64_t ns) {
-  struct timeval tv{};
+  struct timeval tv {};
   tv.tv_sec = static_cast<time_t>(ns / kNsPerSec);
   tv.tv_usec = static_cast<suseconds_t>((ns % kNsPerSec) / kNsPerUs);
   return tv;
@@ -61,7 +62,7 @@ constexpr bool timespec_is_valid(const struct timespec *ts) {
 // a + b, with one carry from tv_nsec into tv_sec: for valid timespecs the
 // result is normalised (tv_nsec below 1e9).
 constexpr struct timespec timespec_add(const struct timespec &a, const struct timespec &b) {
-  struct timespec sum{};
+  struct timespec sum {};
   sum.tv_sec = a.tv_sec + b.tv_sec;
   sum.tv_nsec = a.tv_nsec + b.tv_nsec;
   if (sum.tv_nsec >= static_cast<long>(kNsPerSec)) {

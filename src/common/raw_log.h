@@ -19,10 +19,10 @@ void raw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // An invariant that stays checked in release builds: on failure names the
 // place, the condition and the message (printf-style), then aborts.
-#define PARLIB_CHECK(cond, ...)                                                     \
-  do {                                                                              \
-    if (__builtin_expect(!(cond), 0))                                               \
-      ::parlib::detail::check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);       \
+#define PARLIB_CHECK(cond, ...)                                               \
+  do {                                                                        \
+    if (__builtin_expect(!(cond), 0))                                         \
+      ::parlib::detail::check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
 
 #endif  // PARLIB_COMMON_RAW_LOG_H

@@ -105,8 +105,9 @@ bool find_stack_top() {
 void init() {
   dl_iterate_phdr(find_tsan_block, nullptr);
   if (!find_current_word() || !find_stack_top())
-    raw_fatal("this ThreadSanitizer runtime keeps its per-task state in a way parlib does not "
-              "know (see src/common/sanitizer_fiber.cpp)");
+    raw_fatal(
+        "this ThreadSanitizer runtime keeps its per-task state in a way parlib does not "
+        "know (see src/common/sanitizer_fiber.cpp)");
 }
 
 void restart_stack_slow(void *fiber, void **mark) {

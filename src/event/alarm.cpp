@@ -84,7 +84,7 @@ enum WaiterState : uint32_t {
 
 constexpr uint64_t kNotArmed = std::numeric_limits<uint64_t>::max();
 constexpr size_t kInitialCapacity = size_t{1} << 16;  // 512 KiB of address space
-constexpr int kBatch = 64;  // waiters sent per locked pass of the service thread
+constexpr int kBatch = 64;                    // waiters sent per locked pass of the service thread
 constexpr unsigned kSpinsBeforeYield = 4096;  // lock spins between sched_yield calls
 
 // The service lock: the base TTAS lock (acquire/release: the holder's heap
@@ -192,8 +192,8 @@ bool is_pending(const struct alarm_waiter *w) {
 void grow_heap() {
   size_t old_bytes = g_svc.capacity * sizeof(struct alarm_waiter *);
   void *p = mremap(g_svc.heap, old_bytes, old_bytes * 2, MREMAP_MAYMOVE);
-  if (p == MAP_FAILED) raw_fatal("alarm: cannot grow the heap to %zu waiters: errno %d",
-                                 g_svc.capacity * 2, errno);
+  if (p == MAP_FAILED)
+    raw_fatal("alarm: cannot grow the heap to %zu waiters: errno %d", g_svc.capacity * 2, errno);
   g_svc.heap = static_cast<struct alarm_waiter **>(p);
   g_svc.capacity *= 2;
 }
@@ -374,10 +374,14 @@ enum class Misuse { kNone, kPending, kFiring, kNoFunc };
 
 const char *misuse_text(Misuse m) {
   switch (m) {
-    case Misuse::kPending: return "is pending";
-    case Misuse::kFiring: return "is firing";
-    case Misuse::kNoFunc: return "has no callback";
-    case Misuse::kNone: break;
+    case Misuse::kPending:
+      return "is pending";
+    case Misuse::kFiring:
+      return "is firing";
+    case Misuse::kNoFunc:
+      return "has no callback";
+    case Misuse::kNone:
+      break;
   }
   return "";
 }

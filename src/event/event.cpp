@@ -260,9 +260,11 @@ void create_retry_timer(uint32_t id) {
 }
 
 void init_events() {
-  if (vcore_lib_init() != 0) raw_fatal("event_lib_init: vcore_lib_init failed: %s", strerror(errno));
+  if (vcore_lib_init() != 0)
+    raw_fatal("event_lib_init: vcore_lib_init failed: %s", strerror(errno));
   g_nr_vcores = max_vcores() + max_spare_vcores();  // spares get events too
-  void *mem = aligned_alloc(alignof(VcoreEvents), sizeof(VcoreEvents) * static_cast<size_t>(g_nr_vcores));
+  void *mem =
+      aligned_alloc(alignof(VcoreEvents), sizeof(VcoreEvents) * static_cast<size_t>(g_nr_vcores));
   if (mem == nullptr) raw_fatal("event_lib_init: out of memory");
   auto *events = static_cast<VcoreEvents *>(mem);
   for (int i = 0; i < g_nr_vcores; ++i) new (&events[i]) VcoreEvents;
@@ -308,7 +310,9 @@ void handle_events_if_any() {
 
 }  // namespace
 
-void add_event_lib_init_hook(void (*hook)()) { g_lib_init_hooks.add(hook, "add_event_lib_init_hook"); }
+void add_event_lib_init_hook(void (*hook)()) {
+  g_lib_init_hooks.add(hook, "add_event_lib_init_hook");
+}
 
 }  // namespace parlib::detail
 

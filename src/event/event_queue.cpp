@@ -38,8 +38,7 @@ void push_chain(uint32_t first, EventNode *last) {
     last->free_next.store(static_cast<uint32_t>(top), std::memory_order_relaxed);
     // release: the chain's links are visible to whoever pops them.
   } while (!g_free_top.compare_exchange_weak(top, pack((top >> 32) + 1, first),
-                                             std::memory_order_release,
-                                             std::memory_order_relaxed));
+                                             std::memory_order_release, std::memory_order_relaxed));
 }
 
 // Maps one more chunk of nodes. mmap is a plain system call: no user-space

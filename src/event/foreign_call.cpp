@@ -46,10 +46,10 @@ namespace {
 
 constexpr int kNotifySignal = SIGUSR1;
 constexpr uint32_t kInForeignCall = 1;
-constexpr uint32_t kSender = 2;                       // bits 1..13: the runtime's senders
+constexpr uint32_t kSender = 2;  // bits 1..13: the runtime's senders
 constexpr uint32_t kSenderMask = 0x3ffe;
-constexpr uint32_t kAccepts = uint32_t{1} << 14;      // the program's signals may be sent
-constexpr uint32_t kHolder = uint32_t{1} << 15;       // bits 15..31: their senders
+constexpr uint32_t kAccepts = uint32_t{1} << 14;  // the program's signals may be sent
+constexpr uint32_t kHolder = uint32_t{1} << 15;   // bits 15..31: their senders
 constexpr uint32_t kHolderMask = ~(kHolder - 1);
 
 struct alignas(kCacheLineSize) Gate {
@@ -129,8 +129,8 @@ int runtime_signal_vcore(const siginfo_t *info) {
   if (info->si_code != SI_QUEUE && info->si_code != SI_TIMER) return -1;
   auto p = reinterpret_cast<uintptr_t>(info->si_value.sival_ptr);
   auto base = reinterpret_cast<uintptr_t>(g_gates);
-  if (g_gates == nullptr || p < base || p >= base + sizeof(Gate) * static_cast<size_t>(g_nr_gates) ||
-      (p - base) % sizeof(Gate) != 0)
+  if (g_gates == nullptr || p < base ||
+      p >= base + sizeof(Gate) * static_cast<size_t>(g_nr_gates) || (p - base) % sizeof(Gate) != 0)
     return -1;
   // A timer's signal comes from the kernel; a queued one names its sender.
   if (info->si_code == SI_QUEUE && info->si_pid != g_pid) return -1;
@@ -159,7 +159,7 @@ int foreign_call_begin() {
   struct uthread *uth = current_uthread;
   if (uth == nullptr) return 0;
   int saved_errno = errno;  // a successful call leaves errno alone
-  uth_disable_notifs();  // from here on the uthread stays on this vcore
+  uth_disable_notifs();     // from here on the uthread stays on this vcore
   for (;;) {
     uint32_t id = tls_vcoreid;
     Gate &g = g_gates[id];
@@ -263,7 +263,9 @@ PARLIB_API void __parlib_foreign_call_end(int token) { foreign_call_end(token); 
 PARLIB_API pid_t __parlib_foreign_call_hold(::uthread *uth, int *gate) {
   return foreign_call_hold(uth, gate);
 }
-PARLIB_API void __parlib_foreign_call_release(int gate, int sig) { foreign_call_release(gate, sig); }
+PARLIB_API void __parlib_foreign_call_release(int gate, int sig) {
+  foreign_call_release(gate, sig);
+}
 PARLIB_API void __parlib_foreign_call_set_signal_hooks(const ForeignSignalHooks *hooks) {
   foreign_call_set_signal_hooks(hooks);
 }

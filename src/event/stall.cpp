@@ -77,8 +77,7 @@ void *monitor(void *) {
         continue;
       }
       if (uth == nullptr || w.state == kReported) continue;
-      if (w.state == kRequested &&
-          g_requests[i].ms.load(std::memory_order_acquire) == 0) {
+      if (w.state == kRequested && g_requests[i].ms.load(std::memory_order_acquire) == 0) {
         w.state = kReported;  // the handler wrote it
         continue;
       }

@@ -59,9 +59,8 @@ mcs_lock_qnode* pdr_qnode_get() {
 void pdr_qnode_put(mcs_lock_qnode* q) {
   PdrQnodePool& pool = pdr_pool;
   const auto idx = static_cast<size_t>(q - pool.nodes);
-  PARLIB_CHECK(q >= pool.nodes && idx < MCS_PDR_QNODES_PER_THREAD &&
-                        (pool.used_mask & (1u << idx)),
-                    "mcs_pdr_unlock: lock not held by the caller");
+  PARLIB_CHECK(q >= pool.nodes && idx < MCS_PDR_QNODES_PER_THREAD && (pool.used_mask & (1u << idx)),
+               "mcs_pdr_unlock: lock not held by the caller");
   pool.used_mask &= ~(1u << idx);
 }
 

@@ -30,8 +30,7 @@ int mutex_type(uthread_mutex_t* m) {
   // relaxed: the type changes only at init/destroy, which must not race
   // with use.
   const int t = std::atomic_ref<int>(m->type_).load(std::memory_order_relaxed);
-  return t == UTHREAD_MUTEX_NORMAL || t == UTHREAD_MUTEX_RECURSIVE ||
-                 t == UTHREAD_MUTEX_ERRORCHECK
+  return t == UTHREAD_MUTEX_NORMAL || t == UTHREAD_MUTEX_RECURSIVE || t == UTHREAD_MUTEX_ERRORCHECK
              ? t
              : -1;
 }
@@ -81,9 +80,12 @@ bool cond_valid(uthread_cond_t* c) {
 // bad timespec.
 int deadline_on(clockid_t clock, const struct timespec* abs, uint64_t* out) {
   if (abs == nullptr || !timespec_is_valid(*abs)) return EINVAL;
-  if (clock == CLOCK_REALTIME) *out = realtime_deadline_to_monotonic_ns(*abs);
-  else if (clock == CLOCK_MONOTONIC) *out = monotonic_deadline_ns(*abs);
-  else return EINVAL;
+  if (clock == CLOCK_REALTIME)
+    *out = realtime_deadline_to_monotonic_ns(*abs);
+  else if (clock == CLOCK_MONOTONIC)
+    *out = monotonic_deadline_ns(*abs);
+  else
+    return EINVAL;
   return 0;
 }
 
@@ -113,8 +115,10 @@ int cond_wait_common(uthread_cond_t* c, uthread_mutex_t* m, clockid_t clock,
   w.token = m;  // for a broadcast's requeue
   block_uthread(&r);
   // No deadline from here: POSIX returns holding the mutex.
-  if (w.requeued) mutex_word_lock_requeued(m, &w);
-  else acquire_blocking(m);
+  if (w.requeued)
+    mutex_word_lock_requeued(m, &w);
+  else
+    acquire_blocking(m);
   set_owner(m, self, depth);
   return w.result;
 }
@@ -274,8 +278,10 @@ PARLIB_API int uthread_cond_broadcast(uthread_cond_t* c) {
   while (rest != nullptr) {
     uth_sync_waiter* w = rest;
     rest = w->next;  // read before w can run
-    if (w->timer.deadline_ns == 0 && w->token == m) mutex_word_requeue(m, w);
-    else wake(w);
+    if (w->timer.deadline_ns == 0 && w->token == m)
+      mutex_word_requeue(m, w);
+    else
+      wake(w);
   }
   return 0;
 }

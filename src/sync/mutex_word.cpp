@@ -84,7 +84,8 @@ void unlock_slow(uthread_mutex_t* m) {
     // woken waiter until it runs.
     to_wake = dequeue(&m->waiters_, 0);
     const int parked = queue_empty(&m->waiters_) ? 0 : kMutexParked;
-    while (!word.compare_exchange_weak(w, (w & ~(kMutexLocked | kMutexParked)) | parked | kMutexWoken,
+    while (!word.compare_exchange_weak(w,
+                                       (w & ~(kMutexLocked | kMutexParked)) | parked | kMutexWoken,
                                        std::memory_order_release, std::memory_order_relaxed)) {
     }
   }
@@ -170,7 +171,8 @@ int lock_loop(uthread_mutex_t* m, const uint64_t* deadline_ns, bool woken, uint6
       r.timed = true;
       r.deadline_ns = *deadline_ns;
     }
-    const bool backing_off = owns_woken && (deadline_ns == nullptr || now + backoff_ns < *deadline_ns);
+    const bool backing_off =
+        owns_woken && (deadline_ns == nullptr || now + backoff_ns < *deadline_ns);
     if (backing_off) {
       r.timed = true;
       r.deadline_ns = now + backoff_ns;

@@ -93,8 +93,10 @@ int rw_trylock(uthread_rwlock_t* rw, Mode mode) {
   spin_pdr_lock(&rw->qlock_);
   int err = 0;
   if (mode == Mode::kRead) {
-    if (rw->readers_ == UINT_MAX) err = EAGAIN;
-    else if (!rd_enter_locked(rw)) err = EBUSY;
+    if (rw->readers_ == UINT_MAX)
+      err = EAGAIN;
+    else if (!rd_enter_locked(rw))
+      err = EBUSY;
   } else if (!wr_enter_locked(rw, self)) {
     err = EBUSY;
   }

@@ -112,8 +112,10 @@ PARLIB_API int uthread_sem_post(uthread_sem_t* s) {
   uth_sync_waiter* w = dequeue(&s->waiters_, 0);
   int err = 0;
   if (w == nullptr) {
-    if (s->value_ >= UTHREAD_SEM_VALUE_MAX) err = EOVERFLOW;
-    else ++s->value_;
+    if (s->value_ >= UTHREAD_SEM_VALUE_MAX)
+      err = EOVERFLOW;
+    else
+      ++s->value_;
   }
   spin_pdr_unlock(&s->qlock_);
   if (w != nullptr) wake(w);
@@ -165,9 +167,12 @@ PARLIB_API int uthread_barrier_destroy(uthread_barrier_t* b) {
   if (b == nullptr) return EINVAL;
   spin_pdr_lock(&b->qlock_);
   int err = 0;
-  if (b->count_ == 0) err = EINVAL;
-  else if (b->arrived_ != 0 || !queue_empty(&b->waiters_)) err = EBUSY;
-  else b->count_ = 0;
+  if (b->count_ == 0)
+    err = EINVAL;
+  else if (b->arrived_ != 0 || !queue_empty(&b->waiters_))
+    err = EBUSY;
+  else
+    b->count_ = 0;
   spin_pdr_unlock(&b->qlock_);
   return err;
 }

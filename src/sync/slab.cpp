@@ -68,8 +68,10 @@ struct SlabList {
     ++count;
   }
   void remove(Slab* s) {
-    if (s->prev) s->prev->next = s->next;
-    else head = s->next;
+    if (s->prev)
+      s->prev->next = s->next;
+    else
+      head = s->next;
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = nullptr;
     --count;
@@ -176,8 +178,7 @@ struct slab_cache : SlabCache {};
 extern "C" {
 
 PARLIB_API slab_cache* slab_cache_create(const char* name, size_t obj_size, int align, int flags,
-                                         void (*ctor)(void*, size_t),
-                                         void (*dtor)(void*, size_t)) {
+                                         void (*ctor)(void*, size_t), void (*dtor)(void*, size_t)) {
   using namespace parlib::detail;
   if (obj_size == 0 || flags != 0 || align < 0 || static_cast<size_t>(align) > kMaxAlign ||
       (align & (align - 1)) != 0 || obj_size > kMaxSlabBytes) {
@@ -254,10 +255,10 @@ PARLIB_API void slab_cache_free(slab_cache* c, void* obj) {
   Slab* s = c->slab_of(obj);
   const auto off = static_cast<size_t>(static_cast<char*>(obj) - c->first_obj(s));
   PARLIB_CHECK(s->magic == kSlabMagic && s->cache == c,
-                    "slab_cache_free: object does not belong to this cache");
+               "slab_cache_free: object does not belong to this cache");
   PARLIB_CHECK(static_cast<char*>(obj) >= c->first_obj(s) && off % c->stride == 0 &&
-                        off / c->stride < c->objs_per_slab,
-                    "slab_cache_free: pointer is not an object of this cache");
+                   off / c->stride < c->objs_per_slab,
+               "slab_cache_free: pointer is not an object of this cache");
   char* o = static_cast<char*>(obj);
   Slab* release = nullptr;
   spin_pdr_lock(&c->lock);

@@ -46,13 +46,13 @@ void futex_wait_word(std::atomic<uint32_t>* word, uint32_t val, const struct tim
   futex_wait(word, val, rel);
 }
 
-void futex_wake_word(std::atomic<uint32_t>* word) {
-  futex_wake(word, 1);
-}
+void futex_wake_word(std::atomic<uint32_t>* word) { futex_wake(word, 1); }
 
 void unlink(TimerService& t, TimedWait* e) {
-  if (e->prev) e->prev->next = e->next;
-  else t.head = e->next;
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    t.head = e->next;
   if (e->next) e->next->prev = e->prev;
   e->prev = e->next = nullptr;
 }
@@ -151,8 +151,10 @@ void timed_wait_arm(TimedWait* e) {
   e->prev = prev;
   e->next = cur;
   if (cur) cur->prev = e;
-  if (prev) prev->next = e;
-  else t.head = e;
+  if (prev)
+    prev->next = e;
+  else
+    t.head = e;
   // relaxed: state is read under this lock (or compared against kFiring).
   e->state.store(TimedWait::kArmed, std::memory_order_relaxed);
   const bool earliest = prev == nullptr;

@@ -47,8 +47,10 @@ void block_cb(struct uthread* uth, void* arg) {
   // make uth runnable at any moment.
   uthread_has_blocked(uth, UTH_EXT_BLK_MUTEX);
   w->lock = r->lock;
-  if (r->front) queue_push_front(r->queue, w);
-  else queue_push(r->queue, w);
+  if (r->front)
+    queue_push_front(r->queue, w);
+  else
+    queue_push(r->queue, w);
   if (r->timed) {
     // Armed under the queue lock, so no waker can dequeue (and the
     // uthread cannot return and cancel) before the entry is armed.
@@ -72,8 +74,10 @@ bool queue_empty(const uth_sync_queue* q) { return q->head_ == nullptr; }
 void queue_push(uth_sync_queue* q, uth_sync_waiter* w) {
   w->next = nullptr;
   w->prev = q->tail_;
-  if (q->tail_) q->tail_->next = w;
-  else q->head_ = w;
+  if (q->tail_)
+    q->tail_->next = w;
+  else
+    q->head_ = w;
   q->tail_ = w;
   w->queue = q;
   w->queued = true;
@@ -82,18 +86,24 @@ void queue_push(uth_sync_queue* q, uth_sync_waiter* w) {
 void queue_push_front(uth_sync_queue* q, uth_sync_waiter* w) {
   w->prev = nullptr;
   w->next = q->head_;
-  if (q->head_) q->head_->prev = w;
-  else q->tail_ = w;
+  if (q->head_)
+    q->head_->prev = w;
+  else
+    q->tail_ = w;
   q->head_ = w;
   w->queue = q;
   w->queued = true;
 }
 
 void queue_remove(uth_sync_queue* q, uth_sync_waiter* w) {
-  if (w->prev) w->prev->next = w->next;
-  else q->head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else q->tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    q->head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    q->tail_ = w->prev;
   w->next = w->prev = nullptr;
   w->queued = false;
 }

@@ -39,12 +39,12 @@ struct uth_sync_waiter {
   struct uthread* uth = nullptr;
   uth_sync_waiter* next = nullptr;
   uth_sync_waiter* prev = nullptr;
-  spin_pdr_lock_t* lock = nullptr;    // guards the fields below
-  uth_sync_queue* queue = nullptr;    // the queue it is on while queued
+  spin_pdr_lock_t* lock = nullptr;  // guards the fields below
+  uth_sync_queue* queue = nullptr;  // the queue it is on while queued
   bool queued = false;
-  int result = 0;                     // set by whoever dequeues it
-  void* token = nullptr;              // the waiter's identity (rwlock writer)
-  const void* key = nullptr;          // futex address
+  int result = 0;             // set by whoever dequeues it
+  void* token = nullptr;      // the waiter's identity (rwlock writer)
+  const void* key = nullptr;  // futex address
   // Mutexes (mutex_word.cpp): when the waiter is due a hand-off, and
   // whether its waker handed it the lock (set by the waker, under lock).
   uint64_t fair_at_ns = 0;
@@ -52,7 +52,7 @@ struct uth_sync_waiter {
   // A condition waiter that a broadcast moved onto its mutex's queue: its
   // wake comes from a mutex unlock (mutex_word_requeue).
   bool requeued = false;
-  parlib::detail::TimedWait timer;    // armed iff the wait has a deadline
+  parlib::detail::TimedWait timer;  // armed iff the wait has a deadline
 };
 
 namespace parlib::detail {

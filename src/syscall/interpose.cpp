@@ -146,8 +146,7 @@ void raise_sigpipe_if(long r, int flags) {
 // while the calling uthread waits (see offload for wait_fd and events).
 // st: the socket timeout that bounds the helper's readiness wait.
 template <typename Fn>
-long offload_call(long num, Fn fn, int wait_fd = -1, short events = 0,
-                  SockTimeout *st = nullptr) {
+long offload_call(long num, Fn fn, int wait_fd = -1, short events = 0, SockTimeout *st = nullptr) {
   uint64_t deadline = 0;
   long expired = 0;
   if (st != nullptr && wait_fd >= 0) {
@@ -553,8 +552,7 @@ PARLIB_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         [&](io_uring_sqe *s) {
           io_uring_prep_sendmsg(s, fd, &m, static_cast<unsigned>(flags | MSG_NOSIGNAL));
         },
-        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd, POLLOUT,
-        &st);
+        [&] { return neg_errno(REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL)); }, fd, POLLOUT, &st);
   });
   raise_sigpipe_if(r, flags);
   return set_errno(r);
@@ -656,8 +654,9 @@ PARLIB_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
     return check_now([&] { return REAL(ppoll)(fds, n, tmo, sigmask); });
   int64_t tns = -1;
   if (tmo != nullptr)
-    tns = tmo->tv_sec > INT64_MAX / int64_t{kNsPerSec} - 1 ? INT64_MAX / 2
-                                                   : static_cast<int64_t>(timespec_to_ns(*tmo));
+    tns = tmo->tv_sec > INT64_MAX / int64_t{kNsPerSec} - 1
+              ? INT64_MAX / 2
+              : static_cast<int64_t>(timespec_to_ns(*tmo));
   if (syscall_backend() == PARLIB_SYSC_IO_URING) {
     struct timespec zero = {0, 0};
     int r = poll_loop(fds, n, tns, [&] { return REAL(ppoll)(fds, n, &zero, nullptr); });

@@ -90,9 +90,9 @@ struct alignas(kCacheLineSize) VcoreRing {
 namespace {
 
 enum JobState : int {
-  kJobQueued,    // in the pool's list
-  kJobRunning,   // a helper (tid) runs it
-  kJobDone,      // finished, or taken out of the list by an interruption
+  kJobQueued,   // in the pool's list
+  kJobRunning,  // a helper (tid) runs it
+  kJobDone,     // finished, or taken out of the list by an interruption
 };
 
 struct Job {
@@ -455,8 +455,7 @@ void ring_wake(uint32_t id, std::atomic<uint32_t> *state) {
     (void)ignored;
   }
   // A vcore without a ring sleeps on the futex instead.
-  if (r.status.load(std::memory_order_acquire) != kRingReady)
-    futex_wake(state, 1);
+  if (r.status.load(std::memory_order_acquire) != kRingReady) futex_wake(state, 1);
 }
 
 const IdleWaiter g_ring_waiter = {ring_sleep, ring_wake};
@@ -716,7 +715,6 @@ long alarm_sleep_until(clockid_t clk, const struct timespec &abs) {
   return sc.retval;
 }
 
-
 // Ends uth's helper job or alarm sleep: a queued job is taken out of the
 // list and completed with -EINTR, a running one's helper is signalled (its
 // wait ends with EINTR, a call that does not wait finishes), a pending
@@ -904,8 +902,7 @@ long offload(long num, long (*fn)(void *), void *arg, int wait_fd, short wait_ev
   struct syscall sc;
   NotifGuard guard;
   sysc_prepare(&sc, num);
-  Job job{&sc,        fn,      arg,        nullptr, wait_fd, wait_events,
-          deadline_ns, expired, kJobQueued, 0,       false};
+  Job job{&sc, fn, arg, nullptr, wait_fd, wait_events, deadline_ns, expired, kJobQueued, 0, false};
   HelperWait hw = {current_uthread, &job, nullptr, nullptr, nullptr};
   g_sys.rings[sc.vcoreid].offloaded.fetch_add(1, std::memory_order_relaxed);
   IntrWait intr(kIntrHelper);
@@ -1021,7 +1018,8 @@ void syscall_layer_init() {
   g_sys.real_pthread_create =
       reinterpret_cast<decltype(g_sys.real_pthread_create)>(dlsym(RTLD_NEXT, "pthread_create"));
   // Under TSan, RTLD_NEXT would skip its interceptor (see timed_wait.cpp).
-  if (g_sys.real_pthread_create == nullptr || san::kTsan) g_sys.real_pthread_create = pthread_create;
+  if (g_sys.real_pthread_create == nullptr || san::kTsan)
+    g_sys.real_pthread_create = pthread_create;
   __atomic_store_n(&ev_handlers[EV_SYSCALL], &parlib_syscall_default_handler, __ATOMIC_RELEASE);
   __atomic_store_n(&ev_handlers[EV_SYSCALL_INTERRUPT], &on_interrupt_event, __ATOMIC_RELEASE);
   g_reap_syscalls_hook = reap_this_vcore;

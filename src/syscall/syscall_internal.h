@@ -86,8 +86,7 @@ bool sock_deadline_passed(const SockTimeout *t);
 // operation is then cancelled and returns what it had done (a partial
 // count) or st->expired.
 // Under the NotifGuard that this_ring() was called under.
-long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1,
-               SockTimeout *st = nullptr);
+long ring_wait(VcoreRing *r, struct syscall *sc, int nonblock_fd = -1, SockTimeout *st = nullptr);
 
 // Runs fn(arg) (a blocking call that returns >= 0 or -errno) on a helper
 // thread while the calling uthread blocks; returns its result, or -EINTR

@@ -118,7 +118,8 @@ void *monitor_main(void *) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, nullptr);  // the runtime's signals are not for it
-  std::unique_ptr<Sample[]> seen(new Sample[static_cast<size_t>(max_vcores() + max_spare_vcores())]);
+  std::unique_ptr<Sample[]> seen(
+      new Sample[static_cast<size_t>(max_vcores() + max_spare_vcores())]);
   bool busy = false;
   for (;;) {
     uint32_t changes = g_period_changes.load(std::memory_order_acquire);

@@ -58,8 +58,8 @@ struct alignas(kCacheLinePairSize) VcoreSched {  // see Vcore
 };
 
 VcoreSched *g_vcores = nullptr;
-int g_max = 0;     // max_vcores(): the vcores requests and placement use
-int g_nv = 0;      // g_max plus the spare vcores (ids g_max..g_nv-1)
+int g_max = 0;  // max_vcores(): the vcores requests and placement use
+int g_nv = 0;   // g_max plus the spare vcores (ids g_max..g_nv-1)
 // Vcores that have run: g_max plus the spares used so far (the vcore
 // layer uses spares lowest id first). Loops over queues stop here.
 std::atomic<int> g_slots_used{0};
@@ -159,10 +159,9 @@ struct upthread *steal(uint32_t self) {
     if (a == self) a = (a + 1) % static_cast<uint32_t>(nq);
     if (b == self) b = (b + 1) % static_cast<uint32_t>(nq);
     VcoreSched &va = g_vcores[a], &vb = g_vcores[b];
-    VcoreSched &victim = va.length.load(std::memory_order_relaxed) >=
-                                 vb.length.load(std::memory_order_relaxed)
-                             ? va
-                             : vb;
+    VcoreSched &victim =
+        va.length.load(std::memory_order_relaxed) >= vb.length.load(std::memory_order_relaxed) ? va
+                                                                                               : vb;
     if (victim.length.load(std::memory_order_relaxed) == 0) continue;
     if (struct upthread *t = steal_half(victim, me)) {
       bump(me.steals);
@@ -349,9 +348,9 @@ void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
   abort();
 }
 
-struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
-                             thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
-                             nullptr,             thread_sysc_interrupted};
+struct schedule_ops g_ops = {
+    sched_entry,        thread_runnable,   thread_paused, thread_blockon_sysc,
+    thread_has_blocked, thread_refl_fault, nullptr,       thread_sysc_interrupted};
 
 // The process that asked for the table: a fork child runs the same atexit
 // handlers, and must not print the parent's numbers again.
@@ -365,10 +364,11 @@ void print_stats() {
     struct upthread_vcore_stats st {};
     upthread_get_vcore_stats(static_cast<uint32_t>(i), &st);
     if (i >= g_max && st.switches == 0) continue;  // a spare never used
-    fprintf(stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %8llu %7.1f\n", i,
-            static_cast<unsigned long long>(st.switches), static_cast<unsigned long long>(st.steals),
-            static_cast<unsigned long long>(st.preemptions), static_cast<unsigned long long>(st.events),
-            static_cast<unsigned long long>(st.syscalls), static_cast<double>(st.idle_ns) / 1e6);
+    fprintf(
+        stderr, "upthread stats: %5d %8llu %6llu %11llu %6llu %8llu %7.1f\n", i,
+        static_cast<unsigned long long>(st.switches), static_cast<unsigned long long>(st.steals),
+        static_cast<unsigned long long>(st.preemptions), static_cast<unsigned long long>(st.events),
+        static_cast<unsigned long long>(st.syscalls), static_cast<double>(st.idle_ns) / 1e6);
   }
 }
 
@@ -394,7 +394,8 @@ bool yield_directly() {
     // A spare told to leave: through vcore context, where sched_entry
     // hands this thread and the rest of the queue on.
     uth_enable_notifs();
-    uthread_yield(true, [](struct uthread *uth, void *) { thread_paused(uth); }, nullptr);
+    uthread_yield(
+        true, [](struct uthread *uth, void *) { thread_paused(uth); }, nullptr);
     return true;
   }
   if (vs.length.load(std::memory_order_relaxed) == 0) {
@@ -474,7 +475,8 @@ void init() {
 
 void enqueue_new(struct upthread *t) {
   int nq = g_num_queues.load(std::memory_order_relaxed);
-  t->last_vcore = g_next_placement.fetch_add(1, std::memory_order_relaxed) % static_cast<uint32_t>(nq);
+  t->last_vcore =
+      g_next_placement.fetch_add(1, std::memory_order_relaxed) % static_cast<uint32_t>(nq);
   t->placed_new = true;
   uthread_runnable(&t->uth);  // thread_runnable places it by last_vcore
 }

@@ -67,7 +67,8 @@ size_t page_round(size_t n) { return (n + 4095) & ~size_t{4095}; }
 bool install_guards(char *region, size_t count, size_t slot, size_t guard) {
   for (size_t i = 0; i < count; ++i) {
     if (madvise(region + i * slot, guard, MADV_GUARD_INSTALL) != 0) {
-      if (i == 0 && errno == EINVAL) g_guard_regions.store(GuardRegions::kNo, std::memory_order_relaxed);
+      if (i == 0 && errno == EINVAL)
+        g_guard_regions.store(GuardRegions::kNo, std::memory_order_relaxed);
       return false;
     }
   }

@@ -63,15 +63,20 @@ int upthread_cond_init(upthread_cond_t *c, const upthread_condattr_t *attr) {
   c->clock = attr != nullptr ? attr->clock : CLOCK_REALTIME;
   return uthread_cond_init(&c->cond);
 }
-int upthread_cond_destroy(upthread_cond_t *c) { return c == nullptr ? EINVAL : uthread_cond_destroy(&c->cond); }
+int upthread_cond_destroy(upthread_cond_t *c) {
+  return c == nullptr ? EINVAL : uthread_cond_destroy(&c->cond);
+}
 int upthread_cond_wait(upthread_cond_t *c, upthread_mutex_t *m) {
   return c == nullptr ? EINVAL : uthread_cond_wait(&c->cond, m);
 }
-int upthread_cond_timedwait(upthread_cond_t *c, upthread_mutex_t *m, const struct timespec *abstime) {
+int upthread_cond_timedwait(upthread_cond_t *c, upthread_mutex_t *m,
+                            const struct timespec *abstime) {
   if (c == nullptr) return EINVAL;
   return uthread_cond_clockwait(&c->cond, m, c->clock, abstime);
 }
-int upthread_cond_signal(upthread_cond_t *c) { return c == nullptr ? EINVAL : uthread_cond_signal(&c->cond); }
+int upthread_cond_signal(upthread_cond_t *c) {
+  return c == nullptr ? EINVAL : uthread_cond_signal(&c->cond);
+}
 int upthread_cond_broadcast(upthread_cond_t *c) {
   return c == nullptr ? EINVAL : uthread_cond_broadcast(&c->cond);
 }
@@ -154,14 +159,14 @@ int upsem_init(upsem_t *s, int pshared, unsigned value) {
   return 0;
 }
 
-#define UPSEM_CALL(expr)   \
-  do {                     \
-    int err_ = (expr);     \
-    if (err_ != 0) {       \
-      errno = err_;        \
-      return -1;           \
-    }                      \
-    return 0;              \
+#define UPSEM_CALL(expr) \
+  do {                   \
+    int err_ = (expr);   \
+    if (err_ != 0) {     \
+      errno = err_;      \
+      return -1;         \
+    }                    \
+    return 0;            \
   } while (0)
 
 int upsem_destroy(upsem_t *s) { UPSEM_CALL(uthread_sem_destroy(s)); }

@@ -22,7 +22,9 @@ using namespace parlib::detail::upthread_impl;
 namespace parlib::detail::upthread_impl {
 namespace {
 
-struct upthread *self() { return of(uthread_self()); }
+struct upthread *self() {
+  return of(uthread_self());
+}
 
 void thread_start() {
   struct upthread *t = self();
@@ -139,8 +141,7 @@ void join_cb(struct uthread *joiner, void *arg) {
 void join_kick(void *arg) {
   auto *j = static_cast<JoinWait *>(arg);
   auto expected = reinterpret_cast<uintptr_t>(&j->joiner->uth);
-  if (j->target->join_state.compare_exchange_strong(expected, kJoinable,
-                                                    std::memory_order_acq_rel))
+  if (j->target->join_state.compare_exchange_strong(expected, kJoinable, std::memory_order_acq_rel))
     uthread_runnable(&j->joiner->uth);
 }
 
@@ -252,9 +253,7 @@ extern "C" __attribute__((visibility("default"))) int __upthread_run_signals(voi
   return t != nullptr ? run_pending_signals(t) : PARLIB_SYSC_INTR_NONE;
 }
 
-namespace parlib::detail::upthread_impl {
-
-}  // namespace parlib::detail::upthread_impl
+namespace parlib::detail::upthread_impl {}  // namespace parlib::detail::upthread_impl
 
 __attribute__((constructor)) static void upthread_library_init() {
   init();

@@ -95,8 +95,8 @@ inline bool cancel_due(const struct upthread *t) {
 // wait prepares.
 inline bool cancel_wait_begin(struct upthread *t, void (*kick)(void *), void *arg,
                               uint32_t *token = nullptr) {
-  uint32_t w = with_state(t->cwait.load(std::memory_order_relaxed) + (kWaitStateMask + 1),
-                          kWaitPreparing);
+  uint32_t w =
+      with_state(t->cwait.load(std::memory_order_relaxed) + (kWaitStateMask + 1), kWaitPreparing);
   if (token != nullptr) *token = w;
   t->cwait_kick = kick;
   t->cwait_arg = arg;

@@ -106,8 +106,8 @@ std::atomic<uint32_t> g_job_posted{0};  // futex word: jobs posted
 std::atomic<uint32_t> g_job_done{0};    // futex word: jobs the main task finished
 std::atomic<bool> g_main_serving{false};
 std::atomic<bool> g_main_parked{false};  // the main task runs park_main_task's loop
-void *g_main_tcb = nullptr;             // the main task's list entry (thread0's TCB)
-uint32_t g_scratch_groups[kMaxGroups];  // the main task's own groups
+void *g_main_tcb = nullptr;              // the main task's list entry (thread0's TCB)
+uint32_t g_scratch_groups[kMaxGroups];   // the main task's own groups
 
 long raw(long nr, long a1 = 0, long a2 = 0, long a3 = 0) { return raw_syscall4(nr, a1, a2, a3, 0); }
 template <typename T>
@@ -188,7 +188,8 @@ void on_setxid(int sig, siginfo_t *si, void *ctx) {
   if (swap) set_thread_pointer(own);
   g_glibc_handler(sig, si, ctx);
   if (swap) set_thread_pointer(loaded);
-  if (swap && loaded == g_main_tcb && sent_by_interrupted_code(static_cast<ucontext_t *>(ctx), pid, tid))
+  if (swap && loaded == g_main_tcb &&
+      sent_by_interrupted_code(static_cast<ucontext_t *>(ctx), pid, tid))
     sync_main_task();
 }
 
@@ -221,9 +222,11 @@ void init() {
   g_lists[0] = reinterpret_cast<ListLink *>(rtld_global + used[2]);
   g_lists[1] = reinterpret_cast<ListLink *>(rtld_global + user[2]);
   // The calling (initial) thread must be found on them, under its tid.
-  if (tcb_of_task(static_cast<int>(raw_syscall4(SYS_gettid, 0, 0, 0, 0))) != read_thread_pointer()) {
-    raw_log("unexpected layout of glibc's thread lists: set*id and setgroups may hang while "
-            "uthreads run");
+  if (tcb_of_task(static_cast<int>(raw_syscall4(SYS_gettid, 0, 0, 0, 0))) !=
+      read_thread_pointer()) {
+    raw_log(
+        "unexpected layout of glibc's thread lists: set*id and setgroups may hang while "
+        "uthreads run");
     return;
   }
   g_main_tcb = read_thread_pointer();

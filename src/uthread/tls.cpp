@@ -31,14 +31,14 @@ namespace parlib::detail::tls {
 namespace {
 
 // tcbhead_t offsets (glibc sysdeps/x86_64/nptl/tls.h, stable since 2.12).
-constexpr size_t kTcbSelfTcb = 0x00;         // void *tcb: points to itself
-constexpr size_t kTcbSelf = 0x10;            // struct pthread *self
-constexpr size_t kTcbMultipleThreads = 0x18; // int multiple_threads
-constexpr size_t kTcbStackGuard = 0x28;      // -fstack-protector canary
-constexpr size_t kTcbPointerGuard = 0x30;    // PTR_MANGLE key (setjmp, atexit)
-constexpr size_t kTcbFeature1 = 0x48;        // CET feature bits
+constexpr size_t kTcbSelfTcb = 0x00;          // void *tcb: points to itself
+constexpr size_t kTcbSelf = 0x10;             // struct pthread *self
+constexpr size_t kTcbMultipleThreads = 0x18;  // int multiple_threads
+constexpr size_t kTcbStackGuard = 0x28;       // -fstack-protector canary
+constexpr size_t kTcbPointerGuard = 0x30;     // PTR_MANGLE key (setjmp, atexit)
+constexpr size_t kTcbFeature1 = 0x48;         // CET feature bits
 
-constexpr size_t kTcbDtv = 0x08;              // dtv_t *dtv
+constexpr size_t kTcbDtv = 0x08;  // dtv_t *dtv
 
 using AllocateTlsFn = void *(*)(void *);
 // glibc 2.39 added a second parameter (false only for the main thread's
@@ -130,7 +130,8 @@ void find_sanitizer_keys() {
     }
   }
   for (pthread_key_t k = 0; k < kFirstLevelKeys; ++k)
-    if (k != probe && pthread_getspecific(k) != nullptr) g_sanitizer_keys[g_num_sanitizer_keys++] = static_cast<int>(k);
+    if (k != probe && pthread_getspecific(k) != nullptr)
+      g_sanitizer_keys[g_num_sanitizer_keys++] = static_cast<int>(k);
   pthread_setspecific(probe, nullptr);
   pthread_key_delete(probe);
   if (g_key_slots_offset < 0) raw_log("cannot find glibc's pthread key array; ASan may misreport");
@@ -193,8 +194,8 @@ int find_tls_modules(dl_phdr_info *info, size_t, void *) {
   size_t memsz = 0;
   for (int i = 0; i < info->dlpi_phnum; ++i)
     if (info->dlpi_phdr[i].p_type == PT_TLS) memsz = info->dlpi_phdr[i].p_memsz;
-  ptrdiff_t offset = static_cast<char *>(info->dlpi_tls_data) -
-                     static_cast<char *>(read_thread_pointer());
+  ptrdiff_t offset =
+      static_cast<char *>(info->dlpi_tls_data) - static_cast<char *>(read_thread_pointer());
   const char *name = info->dlpi_name;
   if (strstr(name, "/libc.so.") != nullptr || ends_with(name, "libc.so.6")) {
     g_libc_offset = offset;
@@ -216,8 +217,9 @@ void init() {
   g_deallocate_tls = resolve<DeallocateTlsFn>("_dl_deallocate_tls");
   g_call_tls_dtors = resolve<CallTlsDtorsFn>("__call_tls_dtors");
   if (g_allocate_tls == nullptr || g_deallocate_tls == nullptr || g_call_tls_dtors == nullptr)
-    raw_fatal("this C library lacks _dl_allocate_tls/_dl_deallocate_tls/__call_tls_dtors; "
-              "parlib needs glibc for per-uthread TLS");
+    raw_fatal(
+        "this C library lacks _dl_allocate_tls/_dl_deallocate_tls/__call_tls_dtors; "
+        "parlib needs glibc for per-uthread TLS");
   void *tp = read_thread_pointer();
   g_stack_guard = at<uintptr_t>(tp, kTcbStackGuard);
   g_pointer_guard = at<uintptr_t>(tp, kTcbPointerGuard);

@@ -17,7 +17,6 @@
 #include <cerrno>
 #include <cstring>
 
-
 #include "common/hook_list.h"
 #include "common/raw_log.h"
 #include "common/sanitizer_fiber.h"
@@ -27,7 +26,6 @@
 #include "uthread/tls.h"
 #include "uthread/uthread_internal.h"
 #include "vcore/vcore_internal.h"
-
 
 extern "C" {
 void __ctype_init(void);  // glibc (GLIBC_PRIVATE), what start_thread calls
@@ -76,12 +74,18 @@ struct YieldRequest {
 
 const char *state_name(uint32_t s) {
   switch (s) {
-    case kUthCreated: return "created";
-    case kUthRunning: return "running";
-    case kUthStopped: return "stopped";
-    case kUthRunnable: return "runnable";
-    case kUthBlocked: return "blocked";
-    case kUthExited: return "exited";
+    case kUthCreated:
+      return "created";
+    case kUthRunning:
+      return "running";
+    case kUthStopped:
+      return "stopped";
+    case kUthRunnable:
+      return "runnable";
+    case kUthBlocked:
+      return "blocked";
+    case kUthExited:
+      return "exited";
   }
   return "corrupt";
 }
@@ -225,7 +229,7 @@ inline void finish_direct_switch() {
 // Switches register state and TLS from prev to next. Out of line, with no
 // TLS access between the FS-base write and the switch.
 __attribute__((noinline)) void direct_switch(ArchContext *save, const ArchContext *load,
-                                              void *tls) {
+                                             void *tls) {
   write_thread_pointer(tls);
   parlib_ctx_swap(save, load);
 }
@@ -245,9 +249,10 @@ void uthread_start(void *arg) {
   // tables in start_thread; a fresh TCB has them NULL until this call.
   __ctype_init();
   uth->entry_();
-  raw_fatal("uthread %p (%s): its entry function returned; a 2LS exits a uthread with "
-            "uthread_yield(false, ...)",
-            static_cast<void *>(uth), name_of(uth));
+  raw_fatal(
+      "uthread %p (%s): its entry function returned; a 2LS exits a uthread with "
+      "uthread_yield(false, ...)",
+      static_cast<void *>(uth), name_of(uth));
 }
 
 }  // namespace
@@ -436,8 +441,7 @@ void vcore_entry(void) {
   __builtin_unreachable();
 }
 
-void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *),
-                   void *yield_arg) {
+void uthread_yield(bool save_state, void (*yield_func)(struct uthread *, void *), void *yield_arg) {
   PARLIB_CHECK(!tls_in_vcore_context, "uthread_yield from vcore context");
   struct uthread *uth = current_uthread;
   PARLIB_CHECK(uth != nullptr, "uthread_yield outside a uthread");

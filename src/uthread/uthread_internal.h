@@ -23,8 +23,8 @@ enum UthreadState : uint32_t {
 };
 
 enum UthreadFlags : uint32_t {
-  kUthFlagThread0 = 1u << 0,        // main's thread: TLS and stack not ours
-  kUthFlagRanDestructors = 1u << 1, // uthread_run_destructors ran in it
+  kUthFlagThread0 = 1u << 0,         // main's thread: TLS and stack not ours
+  kUthFlagRanDestructors = 1u << 1,  // uthread_run_destructors ran in it
 };
 
 inline ArchContext *arch_ctx(struct uthread *uth) {

@@ -55,8 +55,8 @@ void on_fault(int sig, siginfo_t *info, void *uctx) {
               d.bottom, static_cast<const char *>(d.bottom) + d.size);
     } else {
       raw_log("fatal: stack overflow in %s of vcore %u: fault at %p, stack [%p, %p)",
-              d.name != nullptr ? d.name : "vcore context", tls_vcoreid, info->si_addr,
-              d.bottom, static_cast<const char *>(d.bottom) + d.size);
+              d.name != nullptr ? d.name : "vcore context", tls_vcoreid, info->si_addr, d.bottom,
+              static_cast<const char *>(d.bottom) + d.size);
     }
     // Then die of the fault itself, as a thread's overflow does natively
     // (status and core dump of SIGSEGV): the access faults again on return.

@@ -26,7 +26,6 @@
 #include "common/sanitizer_fiber.h"
 #include "vcore/arch/arch.h"
 
-
 namespace parlib::detail {
 
 __thread uint32_t tls_vcoreid = 0;
@@ -51,7 +50,7 @@ constexpr uint32_t kDefaultIdleSpinUs = 50;
 // (vcore tasks run until the process exits).
 struct VcoreRuntime {
   int max_vcores = 0;
-  int max_spares = 0;  // spare vcores: ids max_vcores .. max_vcores + max_spares - 1
+  int max_spares = 0;              // spare vcores: ids max_vcores .. max_vcores + max_spares - 1
   std::atomic<int> num_online{0};  // not counting spares
   std::atomic<int> spares_online{0};
   // How many vcores the process wants (Akaros' amt_wanted): requests add to
@@ -133,9 +132,8 @@ bool is_spare(uint32_t id) { return id >= static_cast<uint32_t>(g_rt.max_vcores)
 // if a request is outstanding that no other vcore took (requests never
 // grant spares).
 bool wanted_back(uint32_t id) {
-  return probe_work(id) ||
-         (!is_spare(id) && g_rt.num_online.load(std::memory_order_seq_cst) <
-                               g_rt.wanted.load(std::memory_order_seq_cst));
+  return probe_work(id) || (!is_spare(id) && g_rt.num_online.load(std::memory_order_seq_cst) <
+                                                 g_rt.wanted.load(std::memory_order_seq_cst));
 }
 
 // The registered idle polls (add_vcore_idle_poll): true if one found work
@@ -170,8 +168,7 @@ void park_until_online(Vcore &vc, bool spin) {
     uint32_t expected = kOffline;
     // Announce the sleep so that a granter knows to FUTEX_WAKE us; a grant
     // racing with this CAS makes it fail and we see kOnline.
-    if (!vc.state.compare_exchange_strong(expected, kOfflineSleeping,
-                                          std::memory_order_acq_rel) &&
+    if (!vc.state.compare_exchange_strong(expected, kOfflineSleeping, std::memory_order_acq_rel) &&
         expected == kOnline)
       return;
     // Work sent after our last probe found the vcore offline and granted
@@ -285,8 +282,9 @@ void init_runtime() {
     g_init_errno = EINVAL;
     return;
   }
-  int max = vcores_env == EnvStatus::kValid ? static_cast<int>(want)
-                                           : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
+  int max = vcores_env == EnvStatus::kValid
+                ? static_cast<int>(want)
+                : (ncpus < PARLIB_MAX_VCORES ? ncpus : PARLIB_MAX_VCORES);
   int nspares = spares_env == EnvStatus::kValid ? static_cast<int>(spares) : PARLIB_MAX_VCORES;
   int total = max + nspares;
   g_rt.idle_spin_us.store(static_cast<uint32_t>(spin), std::memory_order_relaxed);
@@ -362,7 +360,6 @@ void arch_init() {
   g_have_wrfsbase =
       !env_flag("PARLIB_NO_WRFSBASE") && (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0;
 }
-
 
 void set_vcore_context_entry(void (*entry)()) {
   g_context_entry.store(entry, std::memory_order_release);

@@ -30,12 +30,12 @@ enum VcoreState : uint32_t {
 struct alignas(kCacheLinePairSize) Vcore {
   std::atomic<uint32_t> state{kOffline};  // VcoreState, also the futex word
   uint32_t id = 0;
-  int cpu = -1;                 // CPU it is pinned to
-  std::atomic<pid_t> tid{0};    // its kernel task (0 until the task runs)
-  void *tcb = nullptr;          // vcore context's TLS: the task's own TCB
-  void *stack_bottom = nullptr; // vcore context's stack
+  int cpu = -1;                  // CPU it is pinned to
+  std::atomic<pid_t> tid{0};     // its kernel task (0 until the task runs)
+  void *tcb = nullptr;           // vcore context's TLS: the task's own TCB
+  void *stack_bottom = nullptr;  // vcore context's stack
   size_t stack_size = 0;
-  void *sanitizer_fiber = nullptr;  // vcore context's TSan fiber (sanitizer_fiber.h)
+  void *sanitizer_fiber = nullptr;       // vcore context's TSan fiber (sanitizer_fiber.h)
   void *sanitizer_stack_mark = nullptr;  // its shadow stack at a fresh start (TSan)
   // Set before bringing the vcore online to have vcore_entry resume this
   // uthread at once (uthread_lib_init hands thread0 over this way).

@@ -72,13 +72,13 @@ void spin_until_ns(uint64_t t_ns) {
 // What one alarm's callback saw. Written in vcore context.
 struct Record {
   struct alarm_waiter w;
-  uint64_t deadline_us = 0;            // what the test set
-  uint32_t start_vcore = kNoVcore;     // vcore_id() at start_alarm
-  uint64_t started_ns = 0;             // CLOCK_MONOTONIC once start_alarm returned
+  uint64_t deadline_us = 0;         // what the test set
+  uint32_t start_vcore = kNoVcore;  // vcore_id() at start_alarm
+  uint64_t started_ns = 0;          // CLOCK_MONOTONIC once start_alarm returned
   std::atomic<uint32_t> fired{0};
   uint32_t fire_vcore = kNoVcore;
-  uint64_t fire_ns = 0;                // CLOCK_MONOTONIC at the callback
-  uint64_t fire_real_ns = 0;           // CLOCK_REALTIME at the callback
+  uint64_t fire_ns = 0;       // CLOCK_MONOTONIC at the callback
+  uint64_t fire_real_ns = 0;  // CLOCK_REALTIME at the callback
   bool fire_in_vcore_ctx = false;
 };
 
@@ -129,8 +129,8 @@ class StopAllOnExit {
 // ------------------------------------------------------------ many alarms
 
 constexpr int kManyAlarms = 10000;
-constexpr int kVcores = 2;      // starters, each on its own vcore
-constexpr int kMaxVcores = 8;   // per-vcore bookkeeping (PARLIB_VCORES <= 8)
+constexpr int kVcores = 2;     // starters, each on its own vcore
+constexpr int kMaxVcores = 8;  // per-vcore bookkeeping (PARLIB_VCORES <= 8)
 
 struct ManyState {
   std::vector<Record> recs = std::vector<Record>(kManyAlarms);
@@ -158,7 +158,8 @@ void many_cb(struct alarm_waiter *w) {
 
 TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
   if (max_vcores() < kVcores) GTEST_SKIP() << "needs " << kVcores << " vcores (PARLIB_VCORES)";
-  if (max_vcores() > kMaxVcores) GTEST_SKIP() << "bookkeeping for at most " << kMaxVcores << " vcores";
+  if (max_vcores() > kMaxVcores)
+    GTEST_SKIP() << "bookkeeping for at most " << kMaxVcores << " vcores";
   auto st = std::make_unique<ManyState>();
   g_many = st.get();
   for (auto &o : st->order) o.assign(kManyAlarms, -1);
@@ -212,8 +213,8 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
     printf("note: starting took %.1f ms past the margin (a loaded machine)\n",
            static_cast<double>(all_started_us - base) / 1000.0);
 
-  ASSERT_TRUE(wait_until([&] { return st->total.load(std::memory_order_acquire) >= kManyAlarms; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return st->total.load(std::memory_order_acquire) >= kManyAlarms; }, 30s))
       << "only " << st->total.load() << " of " << kManyAlarms << " alarms fired";
   settle(50ms);
   EXPECT_EQ(st->total.load(std::memory_order_acquire), kManyAlarms);
@@ -232,8 +233,9 @@ TEST(Alarm, TenThousandFireOnceInOrderNeverEarlyOnTheirVcore) {
   EXPECT_EQ(early, 0) << "alarms that fired before their deadline";
   EXPECT_EQ(wrong_vcore, 0) << "alarms that fired on another vcore than their starter's";
   EXPECT_EQ(not_vcore_ctx, 0) << "callbacks that did not run in vcore context";
-  EXPECT_GE(std::count_if(std::begin(started_on), std::end(started_on), [](int n) { return n > 0; }),
-            kVcores)
+  EXPECT_GE(
+      std::count_if(std::begin(started_on), std::end(started_on), [](int n) { return n > 0; }),
+      kVcores)
       << "the test needs starters on two vcores";
 
   for (int vc = 0; vc < kMaxVcores; vc++) {
@@ -286,11 +288,13 @@ TEST(Alarm, StoppingHalfOfManyPendingFiresExactlyTheOthers) {
       EXPECT_FALSE(stop_alarm(&recs[i].w)) << "a second stop finds nothing";
     }
   }
-  ASSERT_TRUE(wait_until([&] {
-    int n = 0;
-    for (auto &r : recs) n += static_cast<int>(r.fired.load(std::memory_order_acquire));
-    return n >= kN - stops;
-  }, 30s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        int n = 0;
+        for (auto &r : recs) n += static_cast<int>(r.fired.load(std::memory_order_acquire));
+        return n >= kN - stops;
+      },
+      30s));
   settle(30ms);
   int wrong = 0, early = 0;
   for (int i = 0; i < kN; i++) {
@@ -336,9 +340,9 @@ struct RaceWorker {
   Record rec;
   int trues = 0;
   int falses = 0;
-  int in_flight = 0;   // false returns that came before the callback ran
-  int lost = 0;        // rounds where a promised callback did not come
-  int extra = 0;       // callbacks beyond the promised ones
+  int in_flight = 0;  // false returns that came before the callback ran
+  int lost = 0;       // rounds where a promised callback did not come
+  int extra = 0;      // callbacks beyond the promised ones
   int early = 0;
   uint32_t seed = 0;
 };
@@ -445,7 +449,8 @@ TEST(Alarm, ResetRacingWithExpiryFiresExactlyOnceAtTheTimeItSays) {
   for (auto &w : wk) {
     printf("reset race: %d moved (true), %d at the old time (false)\n", w.trues, w.falses);
     EXPECT_EQ(w.lost, 0) << "a reset alarm never fired";
-    EXPECT_EQ(w.early, 0) << "reset_alarm_abs returned true but the alarm fired before the new time";
+    EXPECT_EQ(w.early, 0)
+        << "reset_alarm_abs returned true but the alarm fired before the new time";
     EXPECT_EQ(w.rec.fired.load(), static_cast<uint32_t>(kRaceRounds)) << "one callback per round";
     EXPECT_GT(w.trues, 0);
     EXPECT_GT(w.falses, 0);
@@ -481,7 +486,7 @@ TEST(Alarm, ResetToLaterAndEarlierKeepsOneCallback) {
   start_alarm(&r.w);
   EXPECT_TRUE(reset_alarm_abs(&r.w, mono_us() + 2000000));  // later
   const uint64_t final_deadline = mono_us() + 5000;
-  EXPECT_TRUE(reset_alarm_abs(&r.w, final_deadline));     // earlier again
+  EXPECT_TRUE(reset_alarm_abs(&r.w, final_deadline));  // earlier again
   ASSERT_TRUE(wait_until([&] { return r.fired.load() == 1; }, 10s));
   EXPECT_GE(r.fire_ns, final_deadline * 1000u);
   settle(30ms);
@@ -558,8 +563,8 @@ TEST(Alarm, PeriodicCallbackReArmsItsOwnWaiter) {
   p.first_deadline_us = mono_us() + 2000;
   set_waiter_abs(&p.w, p.first_deadline_us);
   start_alarm(&p.w);
-  ASSERT_TRUE(wait_until([&] { return p.ticks.load(std::memory_order_acquire) == Periodic::kTicks; },
-                         10s));
+  ASSERT_TRUE(
+      wait_until([&] { return p.ticks.load(std::memory_order_acquire) == Periodic::kTicks; }, 10s));
   settle(20ms);
   EXPECT_EQ(p.ticks.load(), Periodic::kTicks);
   EXPECT_EQ(p.overflow.load(), 0);
@@ -646,11 +651,11 @@ TEST(Alarm, MisuseOfAPendingWaiterIsIgnored) {
   const uint64_t deadline = mono_us() + 3000000;
   set_waiter_abs(&r.w, deadline);
   start_alarm(&r.w);
-  start_alarm(&r.w);                    // already pending: ignored
-  set_waiter_abs(&r.w, 0);              // would corrupt the heap: ignored
+  start_alarm(&r.w);        // already pending: ignored
+  set_waiter_abs(&r.w, 0);  // would corrupt the heap: ignored
   set_waiter_rel(&r.w, 0);
   set_waiter_inc(&r.w, -1000000000);
-  init_waiter(&r.w, nullptr);           // pending: ignored
+  init_waiter(&r.w, nullptr);  // pending: ignored
   settle(10ms);
   EXPECT_EQ(r.fired.load(), 0u) << "the expiry of a pending waiter changed";
   EXPECT_TRUE(stop_alarm(&r.w)) << "one start, one pending entry";

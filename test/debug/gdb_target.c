@@ -29,7 +29,7 @@ static int is_blocked(upthread_t t) {
 static void *locker_main(void *arg) {
   (void)arg;
   uthread_set_name(uthread_self(), "locker");
-  upthread_mutex_lock(&g_mutex);  /* main holds it */
+  upthread_mutex_lock(&g_mutex); /* main holds it */
   upthread_mutex_unlock(&g_mutex);
   return NULL;
 }
@@ -38,7 +38,7 @@ static void *waiter_main(void *arg) {
   (void)arg;
   uthread_set_name(uthread_self(), "waiter");
   upthread_mutex_lock(&g_cv_mutex);
-  upthread_cond_wait(&g_cv, &g_cv_mutex);  /* never signalled */
+  upthread_cond_wait(&g_cv, &g_cv_mutex); /* never signalled */
   upthread_mutex_unlock(&g_cv_mutex);
   return NULL;
 }
@@ -47,7 +47,7 @@ static void *reader_main(void *arg) {
   (void)arg;
   uthread_set_name(uthread_self(), "reader");
   char c;
-  if (read(g_pipe[0], &c, 1) < 0) perror("read");  /* nothing is ever written */
+  if (read(g_pipe[0], &c, 1) < 0) perror("read"); /* nothing is ever written */
   return NULL;
 }
 
@@ -94,6 +94,6 @@ int main(void) {
   g_main = upthread_self();
   upthread_t spinner;
   if (upthread_create(&spinner, NULL, spinner_main, NULL) != 0) return 1;
-  upthread_join(spinner, NULL);  /* never returns */
+  upthread_join(spinner, NULL); /* never returns */
   return 1;
 }

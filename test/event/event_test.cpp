@@ -43,7 +43,8 @@ std::atomic<long> g_handled{0};
 
 void count_handler(struct event_msg *msg, unsigned) {
   if (vcore_id() != msg->ev_arg2) g_wrong_vcore.fetch_add(1);
-  if (!in_vcore_context() && (uthread_self() == nullptr || uthread_self()->notif_disabled_depth_ == 0))
+  if (!in_vcore_context() &&
+      (uthread_self() == nullptr || uthread_self()->notif_disabled_depth_ == 0))
     g_not_vcore_ctx.fetch_add(1);
   g_seen[msg->ev_arg4].fetch_add(1, std::memory_order_relaxed);
   g_handled.fetch_add(1, std::memory_order_release);
@@ -74,7 +75,8 @@ TEST(Event, MillionEventsFromUthreadsAndPthreadsHandledExactlyOnce) {
   std::vector<int> ids = {0, 1, 2, 3};
   // Producers 0 and 1 are uthreads, 2 and 3 plain pthreads.
   for (int p = 0; p < 2; ++p)
-    uthreads.push_back(fifo_spawn([](void *a) { produce(*static_cast<int *>(a)); }, &ids[static_cast<size_t>(p)]));
+    uthreads.push_back(
+        fifo_spawn([](void *a) { produce(*static_cast<int *>(a)); }, &ids[static_cast<size_t>(p)]));
   for (int p = 2; p < 4; ++p) pthreads.emplace_back(produce, p);
   for (auto &t : pthreads) t.join();
   for (auto *t : uthreads) fifo_join(t);
@@ -149,7 +151,8 @@ void spin_with_registers(Spinner *s) {
       "movdqu 144(%[in]), %%xmm9\n movdqu 160(%[in]), %%xmm10\n movdqu 176(%[in]), %%xmm11\n"
       "movdqu 192(%[in]), %%xmm12\n movdqu 208(%[in]), %%xmm13\n movdqu 224(%[in]), %%xmm14\n"
       "movdqu 240(%[in]), %%xmm15\n"
-      "movq 0(%[gin]), %%r8\n movq 8(%[gin]), %%r9\n movq 16(%[gin]), %%r10\n movq 24(%[gin]), %%r11\n"
+      "movq 0(%[gin]), %%r8\n movq 8(%[gin]), %%r9\n movq 16(%[gin]), %%r10\n movq 24(%[gin]), "
+      "%%r11\n"
       "1: pause\n cmpl $0, (%[flag])\n je 1b\n"
       "movdqu %%xmm0, 0(%[out])\n movdqu %%xmm1, 16(%[out])\n movdqu %%xmm2, 32(%[out])\n"
       "movdqu %%xmm3, 48(%[out])\n movdqu %%xmm4, 64(%[out])\n movdqu %%xmm5, 80(%[out])\n"
@@ -157,7 +160,8 @@ void spin_with_registers(Spinner *s) {
       "movdqu %%xmm9, 144(%[out])\n movdqu %%xmm10, 160(%[out])\n movdqu %%xmm11, 176(%[out])\n"
       "movdqu %%xmm12, 192(%[out])\n movdqu %%xmm13, 208(%[out])\n movdqu %%xmm14, 224(%[out])\n"
       "movdqu %%xmm15, 240(%[out])\n"
-      "movq %%r8, 0(%[gout])\n movq %%r9, 8(%[gout])\n movq %%r10, 16(%[gout])\n movq %%r11, 24(%[gout])\n"
+      "movq %%r8, 0(%[gout])\n movq %%r9, 8(%[gout])\n movq %%r10, 16(%[gout])\n movq %%r11, "
+      "24(%[gout])\n"
       :
       : [in] "r"(s->in), [out] "r"(s->out), [gin] "r"(s->gpr_in), [gout] "r"(s->gpr_out),
         [flag] "r"(&g_flag)
@@ -225,7 +229,8 @@ TEST(Notification, DisabledNotificationsDeferUntilReenabledAtDepthZero) {
         s->vcore.store(vcore_id());
         while (!s->sent.load()) __builtin_ia32_pause();
         auto until = std::chrono::steady_clock::now() + 50ms;
-        while (std::chrono::steady_clock::now() < until) s->seen_while_disabled |= g_flag.load() != 0;
+        while (std::chrono::steady_clock::now() < until)
+          s->seen_while_disabled |= g_flag.load() != 0;
         uth_enable_notifs();  // depth 1: still disabled
         until = std::chrono::steady_clock::now() + 20ms;
         while (std::chrono::steady_clock::now() < until) s->seen_at_depth_one |= g_flag.load() != 0;
@@ -355,7 +360,8 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
             for (int k = 0; k < 8; ++k) {
               size_t n = 16 + static_cast<size_t>((seq * 31 + k * 7) % 2000);
               for (size_t j = 0; j < n; j += 97)
-                if (blocks[static_cast<size_t>(k)][j] != static_cast<char>(a->id + k)) ++a->checksum_errors;
+                if (blocks[static_cast<size_t>(k)][j] != static_cast<char>(a->id + k))
+                  ++a->checksum_errors;
               free(blocks[static_cast<size_t>(k)]);
             }
           }
@@ -372,10 +378,11 @@ TEST(Notification, PreemptionStressThroughMallocAndStdio) {
   EXPECT_GT(g_preemptions.load(), 0) << "no uthread was ever preempted";
   struct event_stats st {};
   ASSERT_EQ(event_get_stats(0, &st), 0);
-  std::printf("preemptions %ld, lines %ld; vcore 0: handled %llu notifications %llu deferred %llu\n",
-              g_preemptions.load(), lines.load(), static_cast<unsigned long long>(st.handled),
-              static_cast<unsigned long long>(st.notifications),
-              static_cast<unsigned long long>(st.deferred));
+  std::printf(
+      "preemptions %ld, lines %ld; vcore 0: handled %llu notifications %llu deferred %llu\n",
+      g_preemptions.load(), lines.load(), static_cast<unsigned long long>(st.handled),
+      static_cast<unsigned long long>(st.notifications),
+      static_cast<unsigned long long>(st.deferred));
   ev_handlers[kEvPreempt] = nullptr;
 }
 

@@ -47,8 +47,9 @@ TEST(Switch, FreshUthreadEntryHasCallAlignment) {
   std::vector<TestThread *> threads;
   for (size_t i = 0; i < seen.size(); ++i) {
     // Stacks of odd sizes: the alignment must not depend on the top.
-    threads.push_back(fifo_spawn([](void *p) { *static_cast<uint64_t *>(p) = rsp_mod16_at_entry(); },
-                                 &seen[i], (64 << 10) + i * 8));
+    threads.push_back(
+        fifo_spawn([](void *p) { *static_cast<uint64_t *>(p) = rsp_mod16_at_entry(); }, &seen[i],
+                   (64 << 10) + i * 8));
   }
   for (auto *t : threads) fifo_join(t);
   for (uint64_t v : seen) EXPECT_EQ(v, 8u);

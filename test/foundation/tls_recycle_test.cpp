@@ -31,8 +31,8 @@ extern "C" int protected_function_that_yields(int n);  // -fstack-protector-all
 
 namespace {
 
-__thread int tls_five = 5;        // .tdata
-__thread char tls_zeroed[512];    // .tbss
+__thread int tls_five = 5;      // .tdata
+__thread char tls_zeroed[512];  // .tbss
 
 std::atomic<int> g_constructed{0};
 std::atomic<int> g_destroyed{0};

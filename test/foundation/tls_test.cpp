@@ -62,8 +62,8 @@ TEST(Tls, EachUthreadHasItsOwnCopiesAcrossMigration) {
           // At least kIterations, and on until some uthread has migrated (when
           // vcores share a CPU one may run alone for a whole time slice).
           auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-          for (int it = 0; it < kIterations || (!g_some_migrated.load() &&
-                                                std::chrono::steady_clock::now() < deadline);
+          for (int it = 0; it < kIterations ||
+                           (!g_some_migrated.load() && std::chrono::steady_clock::now() < deadline);
                ++it) {
             tls_counter += a->index;
             tl_tracked.value += a->index;
@@ -139,10 +139,12 @@ TEST(Tls, GlibcSeesEachUthreadAsADifferentLockOwner) {
   // Held by one fresh uthread, probed by another (and by thread0).
   for (int round = 0; round < 3; ++round) {
     Seen holder{&m, -1, -1}, other{&m, -1, -1};
-    TestThread *h = fifo_spawn([](void *p) {
-      auto *s = static_cast<Seen *>(p);
-      s->trylock = pthread_mutex_lock(s->m);
-    }, &holder);
+    TestThread *h = fifo_spawn(
+        [](void *p) {
+          auto *s = static_cast<Seen *>(p);
+          s->trylock = pthread_mutex_lock(s->m);
+        },
+        &holder);
     fifo_join(h);
     ASSERT_EQ(holder.trylock, 0);
     fifo_join(fifo_spawn(probe, &other));

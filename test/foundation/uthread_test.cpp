@@ -172,9 +172,9 @@ TEST(Uthread, TenThousandPerRoundWithoutGrowth) {
   std::cout << "note: RSS growth not checked under a sanitizer; grew "
             << end.rss_kb - after_warmup.rss_kb << " KiB\n";
 #else
-  EXPECT_LE(end.rss_kb - after_warmup.rss_kb, 8 * 1024) << "RSS grew by "
-                                                        << end.rss_kb - after_warmup.rss_kb
-                                                        << " KiB over " << kRounds - 1 << " rounds";
+  EXPECT_LE(end.rss_kb - after_warmup.rss_kb, 8 * 1024)
+      << "RSS grew by " << end.rss_kb - after_warmup.rss_kb << " KiB over " << kRounds - 1
+      << " rounds";
 #endif
 #if defined(__SANITIZE_THREAD__)
   // TSan keeps each finished fiber's trace mapped for its reports.

@@ -151,11 +151,10 @@ TEST(VcoreDeathTest, RunUthreadOutsideVcoreContextAborts) {
 }
 
 TEST(VcoreDeathTest, UthreadYieldFromVcoreContextAborts) {
-  EXPECT_DEATH(uthread_yield(
-                   true,
-                   [](struct uthread *, void *) { uthread_yield(true, nullptr, nullptr); },
-                   nullptr),
-               "uthread_yield from vcore context");
+  EXPECT_DEATH(
+      uthread_yield(
+          true, [](struct uthread *, void *) { uthread_yield(true, nullptr, nullptr); }, nullptr),
+      "uthread_yield from vcore context");
 }
 
 }  // namespace

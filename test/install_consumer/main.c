@@ -7,11 +7,11 @@
 #include <string.h>
 
 int main(void) {
-	if (vcore_lib_init() != 0) {
-		fprintf(stderr, "consumer: vcore_lib_init: %s\n", strerror(errno));
-		return 1;
-	}
-	int n = max_vcores();
-	printf("parlib consumer: max_vcores() = %d\n", n);
-	return n > 0 ? 0 : 1;
+  if (vcore_lib_init() != 0) {
+    fprintf(stderr, "consumer: vcore_lib_init: %s\n", strerror(errno));
+    return 1;
+  }
+  int n = max_vcores();
+  printf("parlib consumer: max_vcores() = %d\n", n);
+  return n > 0 ? 0 : 1;
 }

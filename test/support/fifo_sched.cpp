@@ -106,9 +106,9 @@ void thread_refl_fault(struct uthread *uth, int signo, int code, void *addr) {
   abort();
 }
 
-struct schedule_ops g_ops = {sched_entry,         thread_runnable,    thread_paused,
-                             thread_blockon_sysc, thread_has_blocked, thread_refl_fault,
-                             nullptr};
+struct schedule_ops g_ops = {
+    sched_entry,        thread_runnable,   thread_paused, thread_blockon_sysc,
+    thread_has_blocked, thread_refl_fault, nullptr};
 
 void thread_main() {
   TestThread *self = of(uthread_self());

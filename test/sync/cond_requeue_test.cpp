@@ -69,7 +69,8 @@ TEST(CondRequeue, BroadcastWakesWaitersOneAtATime) {
   // both designs.
   uint64_t before = 0;
   {
-    for (int i = 0; i < kWaiters; ++i) threads.push_back(parlib_test::fifo_spawn(waiter, &s, kStack));
+    for (int i = 0; i < kWaiters; ++i)
+      threads.push_back(parlib_test::fifo_spawn(waiter, &s, kStack));
     for (;;) {
       ASSERT_EQ(uthread_mutex_lock(&s.m), 0);
       if (s.waiting == kWaiters) break;

@@ -324,8 +324,10 @@ TEST(Atomic, ConcurrentRmwIsExact) {
     threads.emplace_back([&] {
       sync_test_util::unpin_from_vcore();
       for (int i = 0; i < kIters; ++i) {
-        if (i % 2) atomic_inc(&a);
-        else ASSERT_TRUE(atomic_add_not_zero(&a, 1));
+        if (i % 2)
+          atomic_inc(&a);
+        else
+          ASSERT_TRUE(atomic_add_not_zero(&a, 1));
       }
     });
   for (auto& t : threads) t.join();

@@ -102,9 +102,10 @@ void storm(int nthreads) {
     worst = std::max(worst, w.max_wait_ns);
     fewest = std::min(fewest, w.ops);
   }
-  std::printf("%d threads on %d vcores: %ld acquisitions, fewest by one thread %ld, longest wait "
-              "%.2f ms\n",
-              nthreads, max_vcores(), total, fewest, static_cast<double>(worst) / 1e6);
+  std::printf(
+      "%d threads on %d vcores: %ld acquisitions, fewest by one thread %ld, longest wait "
+      "%.2f ms\n",
+      nthreads, max_vcores(), total, fewest, static_cast<double>(worst) / 1e6);
   EXPECT_EQ(s.overlaps.load(), 0) << "two holders at once";
   EXPECT_EQ(s.counter, total) << "lost updates";
   // The bound: 1 ms per thread that can be queued ahead, plus slack for a

@@ -261,8 +261,8 @@ TEST(UthreadCond, BoundedBufferMillionItemsExactChecksum) {
   };
   constexpr uint64_t kItems = 1000000;
   for (Round round : {Round{1, 1}, Round{4, 4}, Round{8, 3}}) {
-    SCOPED_TRACE(::testing::Message() << round.producers << " producers, " << round.consumers
-                                      << " consumers");
+    SCOPED_TRACE(::testing::Message()
+                 << round.producers << " producers, " << round.consumers << " consumers");
     BoundedBuffer buf;
     std::atomic<uint64_t> sum{0}, xored{0}, got{0};
     uint64_t want_sum = 0, want_xor = 0;
@@ -700,9 +700,12 @@ TEST(UthreadSem, TimeoutsRacingWithPostsLoseNoUnit) {
           ++d.tv_sec;
         }
         const int rc = uthread_sem_timedwait(&s, &d);
-        if (rc == 0) ++successes;
-        else if (rc == ETIMEDOUT) ++timeouts;
-        else ++other;
+        if (rc == 0)
+          ++successes;
+        else if (rc == ETIMEDOUT)
+          ++timeouts;
+        else
+          ++other;
       }
     } else {
       for (int i = 0; i < kPosts; ++i) {
@@ -758,9 +761,8 @@ TEST(UthreadFutex, WakeReleasesExactlyTheWaitersOfThatAddress) {
       }
       ++woken;
     }));
-  sync_test::Thread* o = sync_test::spawn([&] {
-    EXPECT_EQ(futex(&other, FUTEX_WAIT, 0, nullptr, nullptr, 0), 0);
-  });
+  sync_test::Thread* o =
+      sync_test::spawn([&] { EXPECT_EQ(futex(&other, FUTEX_WAIT, 0, nullptr, nullptr, 0), 0); });
   while (queued.load() < kWaiters) parlib_test::fifo_yield();
   for (int i = 0; i < 100; ++i) parlib_test::fifo_yield();
   EXPECT_EQ(woken.load(), 0);
@@ -776,8 +778,7 @@ TEST(UthreadFutex, WakeReleasesExactlyTheWaitersOfThatAddress) {
   EXPECT_LE(total, kWaiters);
   // The waiter on the other word is still asleep; wake it.
   int n = 0;
-  while ((n = futex(&other, FUTEX_WAKE, 1, nullptr, nullptr, 0)) == 0)
-    parlib_test::fifo_yield();
+  while ((n = futex(&other, FUTEX_WAKE, 1, nullptr, nullptr, 0)) == 0) parlib_test::fifo_yield();
   EXPECT_EQ(n, 1);
   sync_test::join(o);
 }
@@ -795,9 +796,12 @@ TEST(UthreadFutex, TimeoutsRacingWithWakesCountExactly) {
       for (int i = 0; i < kWaits; ++i) {
         const struct timespec rel = {0, (i % 16) * 100000 + 1000};
         const int rc = futex(&word, FUTEX_WAIT, 0, &rel, nullptr, 0);
-        if (rc == 0) ++woken;
-        else if (errno == ETIMEDOUT) ++timed_out;
-        else ++other;
+        if (rc == 0)
+          ++woken;
+        else if (errno == ETIMEDOUT)
+          ++timed_out;
+        else
+          ++other;
       }
       ++done;
     } else {

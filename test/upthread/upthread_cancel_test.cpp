@@ -24,15 +24,16 @@ struct ReadySem : ::testing::Test {
 
 TEST_F(ReadySem, TestcancelLoopEndsWithCanceled) {
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, nullptr,
-                            [](void *) -> void * {
-                              upsem_post(&g_ready);
-                              for (;;) {
-                                upthread_testcancel();
-                                upthread_yield();
-                              }
-                            },
-                            nullptr),
+  ASSERT_EQ(upthread_create(
+                &t, nullptr,
+                [](void *) -> void * {
+                  upsem_post(&g_ready);
+                  for (;;) {
+                    upthread_testcancel();
+                    upthread_yield();
+                  }
+                },
+                nullptr),
             0);
   upsem_wait(&g_ready);
   EXPECT_EQ(upthread_cancel(t), 0);
@@ -48,24 +49,25 @@ TEST_F(ReadySem, DisabledStaysPendingUntilEnabledAndAPointIsReached) {
   stage = 0;
   ASSERT_EQ(upsem_init(&cancelled, 0, 0), 0);
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, nullptr,
-                            [](void *) -> void * {
-                              int old = -1;
-                              upthread_setcancelstate(UPTHREAD_CANCEL_DISABLE, &old);
-                              EXPECT_EQ(old, UPTHREAD_CANCEL_ENABLE);
-                              stage = 1;
-                              upsem_post(&g_ready);
-                              upsem_wait(&cancelled);
-                              upthread_testcancel();  // disabled: returns
-                              stage = 2;
-                              upthread_setcancelstate(UPTHREAD_CANCEL_ENABLE, &old);
-                              EXPECT_EQ(old, UPTHREAD_CANCEL_DISABLE);
-                              stage = 3;  // enabling alone does not act
-                              upthread_testcancel();
-                              stage = 4;  // not reached
-                              return nullptr;
-                            },
-                            nullptr),
+  ASSERT_EQ(upthread_create(
+                &t, nullptr,
+                [](void *) -> void * {
+                  int old = -1;
+                  upthread_setcancelstate(UPTHREAD_CANCEL_DISABLE, &old);
+                  EXPECT_EQ(old, UPTHREAD_CANCEL_ENABLE);
+                  stage = 1;
+                  upsem_post(&g_ready);
+                  upsem_wait(&cancelled);
+                  upthread_testcancel();  // disabled: returns
+                  stage = 2;
+                  upthread_setcancelstate(UPTHREAD_CANCEL_ENABLE, &old);
+                  EXPECT_EQ(old, UPTHREAD_CANCEL_DISABLE);
+                  stage = 3;  // enabling alone does not act
+                  upthread_testcancel();
+                  stage = 4;  // not reached
+                  return nullptr;
+                },
+                nullptr),
             0);
   upsem_wait(&g_ready);
   EXPECT_EQ(upthread_cancel(t), 0);
@@ -92,12 +94,13 @@ TEST_F(ReadySem, StateAndTypeArguments) {
 TEST_F(ReadySem, ExitedThreadReturnsZeroAndKeepsItsValue) {
   static int value = 42;
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, nullptr,
-                            [](void *) -> void * {
-                              upsem_post(&g_ready);
-                              return &value;
-                            },
-                            nullptr),
+  ASSERT_EQ(upthread_create(
+                &t, nullptr,
+                [](void *) -> void * {
+                  upsem_post(&g_ready);
+                  return &value;
+                },
+                nullptr),
             0);
   upsem_wait(&g_ready);
   for (int i = 0; i < 100; ++i) upthread_yield();  // let its exit finish
@@ -125,16 +128,17 @@ TEST_F(ReadySem, KeyAndThreadLocalDestructorsRun) {
   static upthread_key_t key;
   ASSERT_EQ(upthread_key_create(&key, [](void *) { g_key_dtor.fetch_add(1); }), 0);
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, nullptr,
-                            [](void *) -> void * {
-                              static int dummy;
-                              upthread_setspecific(key, &dummy);
-                              t_probe.live = 1;
-                              upthread_cancel(upthread_self());  // acted on at the next point
-                              upthread_testcancel();
-                              return nullptr;
-                            },
-                            nullptr),
+  ASSERT_EQ(upthread_create(
+                &t, nullptr,
+                [](void *) -> void * {
+                  static int dummy;
+                  upthread_setspecific(key, &dummy);
+                  t_probe.live = 1;
+                  upthread_cancel(upthread_self());  // acted on at the next point
+                  upthread_testcancel();
+                  return nullptr;
+                },
+                nullptr),
             0);
   void *ret = nullptr;
   ASSERT_EQ(upthread_join(t, &ret), 0);
@@ -157,22 +161,24 @@ TEST_F(ReadySem, BlockedJoinerWakesAndTargetStaysJoinable) {
   ASSERT_EQ(upsem_init(&p.release, 0, 0), 0);
   for (int round = 0; round < 300; ++round) {
     static int target_value = 7;
-    ASSERT_EQ(upthread_create(&p.target, nullptr,
-                              [](void *) -> void * {
-                                upsem_wait(&p.release);
-                                return &target_value;
-                              },
-                              nullptr),
+    ASSERT_EQ(upthread_create(
+                  &p.target, nullptr,
+                  [](void *) -> void * {
+                    upsem_wait(&p.release);
+                    return &target_value;
+                  },
+                  nullptr),
               0);
     upthread_t joiner;
-    ASSERT_EQ(upthread_create(&joiner, nullptr,
-                              [](void *) -> void * {
-                                upsem_post(&g_ready);
-                                void *r = nullptr;
-                                upthread_join(p.target, &r);
-                                return r;  // not reached: cancelled in the join
-                              },
-                              nullptr),
+    ASSERT_EQ(upthread_create(
+                  &joiner, nullptr,
+                  [](void *) -> void * {
+                    upsem_post(&g_ready);
+                    void *r = nullptr;
+                    upthread_join(p.target, &r);
+                    return r;  // not reached: cancelled in the join
+                  },
+                  nullptr),
               0);
     upsem_wait(&g_ready);
     for (int i = 0; i < round % 7; ++i) upthread_yield();

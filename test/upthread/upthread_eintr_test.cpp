@@ -78,16 +78,17 @@ struct Caller {
 
   void start(std::function<long()> f) {
     fn = std::move(f);
-    ASSERT_EQ(upthread_create(&thread, nullptr,
-                              [](void *p) -> void * {
-                                auto *c = static_cast<Caller *>(p);
-                                errno = 0;
-                                c->result = c->fn();
-                                c->err = errno;
-                                c->done.store(true);
-                                return nullptr;
-                              },
-                              this),
+    ASSERT_EQ(upthread_create(
+                  &thread, nullptr,
+                  [](void *p) -> void * {
+                    auto *c = static_cast<Caller *>(p);
+                    errno = 0;
+                    c->result = c->fn();
+                    c->err = errno;
+                    c->done.store(true);
+                    return nullptr;
+                  },
+                  this),
               0);
   }
   void join() { ASSERT_EQ(upthread_join(thread, nullptr), 0); }
@@ -197,7 +198,8 @@ TEST(UpthreadEintr, NanosleepFailsWithEintrAndReportsTheTimeLeft) {
 TEST(UpthreadEintr, AnIgnoredSignalDoesNotInterrupt) {
   for (int sig : {SIGUSR2, SIGURG}) {
     SCOPED_TRACE(sig);
-    struct sigaction ign {}, old;
+    struct sigaction ign {
+    }, old;
     ign.sa_handler = sig == SIGUSR2 ? SIG_IGN : SIG_DFL;  // SIGURG's default ignores
     sigaction(sig, &ign, &old);
     Pipe p;

@@ -46,25 +46,27 @@ TEST(Upthread, PreemptionLetsAQueuedThreadRunPastSpinners) {
   std::vector<upthread_t> threads;
   for (int i = 0; i < 4; ++i) {
     upthread_t t;
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *p) -> void * {
-                                auto *a = static_cast<Arg *>(p);
-                                while (!a->flag->load() && std::chrono::steady_clock::now() < a->deadline) {
-                                }
-                                if (a->flag->load()) a->done->fetch_add(1);
-                                return nullptr;
-                              },
-                              &arg),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *p) -> void * {
+                    auto *a = static_cast<Arg *>(p);
+                    while (!a->flag->load() && std::chrono::steady_clock::now() < a->deadline) {
+                    }
+                    if (a->flag->load()) a->done->fetch_add(1);
+                    return nullptr;
+                  },
+                  &arg),
               0);
     threads.push_back(t);
   }
   upthread_t setter;
-  ASSERT_EQ(upthread_create(&setter, nullptr,
-                            [](void *p) -> void * {
-                              static_cast<Arg *>(p)->flag->store(true);
-                              return nullptr;
-                            },
-                            &arg),
+  ASSERT_EQ(upthread_create(
+                &setter, nullptr,
+                [](void *p) -> void * {
+                  static_cast<Arg *>(p)->flag->store(true);
+                  return nullptr;
+                },
+                &arg),
             0);
   threads.push_back(setter);
   for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
@@ -89,16 +91,17 @@ TEST(Upthread, IdleVcoresStealFromBusyOnes) {
   std::atomic<uint32_t> vcores_seen{0};
   for (int i = 0; i < 64; ++i) {
     upthread_t t;
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *p) -> void * {
-                                auto *seen = static_cast<std::atomic<uint32_t> *>(p);
-                                auto until = std::chrono::steady_clock::now() + 2ms;
-                                while (std::chrono::steady_clock::now() < until) {
-                                }
-                                seen->fetch_or(1u << vcore_id());
-                                return nullptr;
-                              },
-                              &vcores_seen),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *p) -> void * {
+                    auto *seen = static_cast<std::atomic<uint32_t> *>(p);
+                    auto until = std::chrono::steady_clock::now() + 2ms;
+                    while (std::chrono::steady_clock::now() < until) {
+                    }
+                    seen->fetch_or(1u << vcore_id());
+                    return nullptr;
+                  },
+                  &vcores_seen),
               0);
     threads.push_back(t);
   }
@@ -119,12 +122,13 @@ TEST(Upthread, ThreadLocalDestructorsRunAtExit) {
   g_tl_destroyed = 0;
   std::vector<upthread_t> threads(10);
   for (auto &t : threads)
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *) -> void * {
-                                tl_counter.touched = 1;
-                                return nullptr;
-                              },
-                              nullptr),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *) -> void * {
+                    tl_counter.touched = 1;
+                    return nullptr;
+                  },
+                  nullptr),
               0);
   for (auto t : threads) ASSERT_EQ(upthread_join(t, nullptr), 0);
   EXPECT_EQ(g_tl_destroyed.load(), 10);
@@ -139,17 +143,19 @@ TEST(Upthread, KillRunsTheHandlerInTheTarget) {
   sigaction(SIGUSR2, &sa, nullptr);
   std::atomic<bool> stop{false};
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, nullptr,
-                            [](void *p) -> void * {
-                              auto *s = static_cast<std::atomic<bool> *>(p);
-                              while (!s->load()) upthread_yield();
-                              return nullptr;
-                            },
-                            &stop),
+  ASSERT_EQ(upthread_create(
+                &t, nullptr,
+                [](void *p) -> void * {
+                  auto *s = static_cast<std::atomic<bool> *>(p);
+                  while (!s->load()) upthread_yield();
+                  return nullptr;
+                },
+                &stop),
             0);
   ASSERT_EQ(upthread_kill(t, SIGUSR2), 0);
   auto until = std::chrono::steady_clock::now() + 10s;
-  while (g_handler_ran_in.load() == nullptr && std::chrono::steady_clock::now() < until) upthread_yield();
+  while (g_handler_ran_in.load() == nullptr && std::chrono::steady_clock::now() < until)
+    upthread_yield();
   stop = true;
   ASSERT_EQ(upthread_join(t, nullptr), 0);
   EXPECT_EQ(g_handler_ran_in.load(), t);
@@ -195,12 +201,13 @@ TEST(Upthread, ArgumentAndStateErrors) {
   upthread_attr_setdetachstate(&attr, UPTHREAD_CREATE_DETACHED);
   std::atomic<bool> ran{false};
   upthread_t t;
-  ASSERT_EQ(upthread_create(&t, &attr,
-                            [](void *p) -> void * {
-                              static_cast<std::atomic<bool> *>(p)->store(true);
-                              return nullptr;
-                            },
-                            &ran),
+  ASSERT_EQ(upthread_create(
+                &t, &attr,
+                [](void *p) -> void * {
+                  static_cast<std::atomic<bool> *>(p)->store(true);
+                  return nullptr;
+                },
+                &ran),
             0);
   while (!ran.load()) upthread_yield();
   upthread_barrier_t b;
@@ -244,16 +251,17 @@ TEST(Upthread, ThousandsOfGuardedStacksTakeAFewMappings) {
   const int before = count_mappings();
   std::vector<upthread_t> threads(kThreads);
   for (upthread_t &t : threads)
-    ASSERT_EQ(upthread_create(&t, &attr,
-                              [](void *p) -> void * {
-                                auto *s = static_cast<Shared *>(p);
-                                upthread_mutex_lock(&s->m);
-                                s->waiting++;
-                                while (!s->go) upthread_cond_wait(&s->c, &s->m);
-                                upthread_mutex_unlock(&s->m);
-                                return nullptr;
-                              },
-                              &sh),
+    ASSERT_EQ(upthread_create(
+                  &t, &attr,
+                  [](void *p) -> void * {
+                    auto *s = static_cast<Shared *>(p);
+                    upthread_mutex_lock(&s->m);
+                    s->waiting++;
+                    while (!s->go) upthread_cond_wait(&s->c, &s->m);
+                    upthread_mutex_unlock(&s->m);
+                    return nullptr;
+                  },
+                  &sh),
               0);
   for (;;) {  // every thread alive and blocked
     upthread_mutex_lock(&sh.m);
@@ -292,12 +300,13 @@ TEST(Upthread, AThreadQueuedOnAVcoreGoingIdleStillRuns) {
   for (int round = 0; round < 2000; ++round) {
     flag.store(false);
     upthread_t t;
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *p) -> void * {
-                                static_cast<std::atomic<bool> *>(p)->store(true);
-                                return nullptr;
-                              },
-                              &flag),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *p) -> void * {
+                    static_cast<std::atomic<bool> *>(p)->store(true);
+                    return nullptr;
+                  },
+                  &flag),
               0);
     auto deadline = std::chrono::steady_clock::now() + 5s;
     while (!flag.load() && std::chrono::steady_clock::now() < deadline) upthread_yield();
@@ -320,26 +329,27 @@ TEST(Upthread, DirectSwitchesKeepEachThreadsFloatingPointControl) {
   std::vector<upthread_t> threads;
   for (auto &a : args) {
     upthread_t t;
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *p) -> void * {
-                                auto *a = static_cast<Arg *>(p);
-                                asm volatile("ldmxcsr %0" : : "m"(a->mxcsr));
-                                asm volatile("fldcw %0" : : "m"(a->fpucw));
-                                for (int i = 0; i < 5000; ++i) {
-                                  upthread_yield();
-                                  uint32_t mxcsr;
-                                  uint16_t fpucw;
-                                  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-                                  asm volatile("fnstcw %0" : "=m"(fpucw));
-                                  if (mxcsr != a->mxcsr || fpucw != a->fpucw) ++a->mismatches;
-                                }
-                                uint32_t dflt_mxcsr = 0x1f80;
-                                uint16_t dflt_cw = 0x037f;
-                                asm volatile("ldmxcsr %0" : : "m"(dflt_mxcsr));
-                                asm volatile("fldcw %0" : : "m"(dflt_cw));
-                                return nullptr;
-                              },
-                              &a),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *p) -> void * {
+                    auto *a = static_cast<Arg *>(p);
+                    asm volatile("ldmxcsr %0" : : "m"(a->mxcsr));
+                    asm volatile("fldcw %0" : : "m"(a->fpucw));
+                    for (int i = 0; i < 5000; ++i) {
+                      upthread_yield();
+                      uint32_t mxcsr;
+                      uint16_t fpucw;
+                      asm volatile("stmxcsr %0" : "=m"(mxcsr));
+                      asm volatile("fnstcw %0" : "=m"(fpucw));
+                      if (mxcsr != a->mxcsr || fpucw != a->fpucw) ++a->mismatches;
+                    }
+                    uint32_t dflt_mxcsr = 0x1f80;
+                    uint16_t dflt_cw = 0x037f;
+                    asm volatile("ldmxcsr %0" : : "m"(dflt_mxcsr));
+                    asm volatile("fldcw %0" : : "m"(dflt_cw));
+                    return nullptr;
+                  },
+                  &a),
               0);
     threads.push_back(t);
   }
@@ -381,28 +391,30 @@ void run_stuck_pair(StuckPair *pair) {
   upthread_set_num_vcores(1);
   upthread_can_vcore_steal(false);
   upthread_t waiter, waker;
-  ASSERT_EQ(upthread_create(&waiter, nullptr,
-                            [](void *p) -> void * {
-                              auto *s = static_cast<StuckPair *>(p);
-                              s->waiter_vcore.store(static_cast<int>(vcore_id()));
-                              while (s->word.load() == 0) {
-                                long r = raw_futex_wait(&s->word, 0, s->timeout_ms);
-                                if (r != 0 && errno == ETIMEDOUT) return nullptr;
-                              }
-                              s->woken_by_value.store(true);
-                              return nullptr;
-                            },
-                            pair),
+  ASSERT_EQ(upthread_create(
+                &waiter, nullptr,
+                [](void *p) -> void * {
+                  auto *s = static_cast<StuckPair *>(p);
+                  s->waiter_vcore.store(static_cast<int>(vcore_id()));
+                  while (s->word.load() == 0) {
+                    long r = raw_futex_wait(&s->word, 0, s->timeout_ms);
+                    if (r != 0 && errno == ETIMEDOUT) return nullptr;
+                  }
+                  s->woken_by_value.store(true);
+                  return nullptr;
+                },
+                pair),
             0);
-  ASSERT_EQ(upthread_create(&waker, nullptr,
-                            [](void *p) -> void * {
-                              auto *s = static_cast<StuckPair *>(p);
-                              s->word.store(1);
-                              syscall(SYS_futex, reinterpret_cast<uint32_t *>(&s->word),
-                                      FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-                              return nullptr;
-                            },
-                            pair),
+  ASSERT_EQ(upthread_create(
+                &waker, nullptr,
+                [](void *p) -> void * {
+                  auto *s = static_cast<StuckPair *>(p);
+                  s->word.store(1);
+                  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&s->word), FUTEX_WAKE_PRIVATE, 1,
+                          nullptr, nullptr, 0);
+                  return nullptr;
+                },
+                pair),
             0);
   ASSERT_EQ(upthread_join(waiter, nullptr), 0);
   ASSERT_EQ(upthread_join(waker, nullptr), 0);
@@ -468,27 +480,28 @@ TEST(UpthreadStuckVcore, ARingOfRawFutexWaitersKeepsTurning) {
   for (int i = 0; i < kThreads; ++i) {
     args[i] = {&ring, i};
     upthread_t t;
-    ASSERT_EQ(upthread_create(&t, nullptr,
-                              [](void *p) -> void * {
-                                auto *a = static_cast<Arg *>(p);
-                                for (int lap = 0; lap < kLaps; ++lap) {
-                                  uint32_t mine = static_cast<uint32_t>(lap * kThreads + a->index);
-                                  for (;;) {
-                                    uint32_t t = a->ring->token.load();
-                                    if (t == mine) break;
-                                    if (t > mine) {
-                                      a->ring->bad.fetch_add(1);
-                                      return nullptr;
-                                    }
-                                    raw_futex_wait(&a->ring->token, t, 10000);
-                                  }
-                                  a->ring->token.store(mine + 1);
-                                  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&a->ring->token),
-                                          FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
-                                }
-                                return nullptr;
-                              },
-                              &args[i]),
+    ASSERT_EQ(upthread_create(
+                  &t, nullptr,
+                  [](void *p) -> void * {
+                    auto *a = static_cast<Arg *>(p);
+                    for (int lap = 0; lap < kLaps; ++lap) {
+                      uint32_t mine = static_cast<uint32_t>(lap * kThreads + a->index);
+                      for (;;) {
+                        uint32_t t = a->ring->token.load();
+                        if (t == mine) break;
+                        if (t > mine) {
+                          a->ring->bad.fetch_add(1);
+                          return nullptr;
+                        }
+                        raw_futex_wait(&a->ring->token, t, 10000);
+                      }
+                      a->ring->token.store(mine + 1);
+                      syscall(SYS_futex, reinterpret_cast<uint32_t *>(&a->ring->token),
+                              FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+                    }
+                    return nullptr;
+                  },
+                  &args[i]),
               0);
     threads.push_back(t);
   }
@@ -516,14 +529,15 @@ TEST(UpthreadStuckVcore, BlockedInKernelSeesATaskAsleepInASystemCall) {
   StuckPair pair;
   pair.timeout_ms = 3000;
   upthread_t waiter;
-  ASSERT_EQ(upthread_create(&waiter, nullptr,
-                            [](void *p) -> void * {
-                              auto *s = static_cast<StuckPair *>(p);
-                              s->waiter_vcore.store(static_cast<int>(vcore_id()));
-                              raw_futex_wait(&s->word, 0, s->timeout_ms);
-                              return nullptr;
-                            },
-                            &pair),
+  ASSERT_EQ(upthread_create(
+                &waiter, nullptr,
+                [](void *p) -> void * {
+                  auto *s = static_cast<StuckPair *>(p);
+                  s->waiter_vcore.store(static_cast<int>(vcore_id()));
+                  raw_futex_wait(&s->word, 0, s->timeout_ms);
+                  return nullptr;
+                },
+                &pair),
             0);
   bool seen = false;
   auto deadline = std::chrono::steady_clock::now() + 2s;

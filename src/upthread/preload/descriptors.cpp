@@ -39,7 +39,8 @@ SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags) {
     int r = __parlib_next_runtime_fd(lo > INT_MAX ? INT_MAX : static_cast<int>(lo));
     if (r < 0 || static_cast<unsigned>(r) > last || static_cast<unsigned>(r) < lo)
       return REAL(close_range)(lo, last, flags);
-    if (static_cast<unsigned>(r) > lo && REAL(close_range)(lo, static_cast<unsigned>(r) - 1, flags) != 0)
+    if (static_cast<unsigned>(r) > lo &&
+        REAL(close_range)(lo, static_cast<unsigned>(r) - 1, flags) != 0)
       return -1;
     if (static_cast<unsigned>(r) >= last) return 0;
     lo = static_cast<unsigned>(r) + 1;

@@ -51,9 +51,9 @@ auto call_foreign(Call call) {
 
 #define FOREIGN_UNPAREN(...) __VA_ARGS__
 
-#define FOREIGN_CALL(ret, name, params, args)                       \
-  SHIM_EXPORT ret name params {                                     \
-    static std::atomic<void *> slot{nullptr};                       \
+#define FOREIGN_CALL(ret, name, params, args)                                      \
+  SHIM_EXPORT ret name params {                                                    \
+    static std::atomic<void *> slot{nullptr};                                      \
     return call_foreign([&] { return real_fn<ret(*) params>(slot, #name) args; }); \
   }
 

@@ -7,11 +7,10 @@
 // The ids are those libparlib writes in each uthread's TCB for glibc's lock
 // owner checks (uthread/tls.cpp): from PID_MAX_LIMIT (2^22, the most
 // pid_max can be set to on 64-bit Linux) up to 2^28, so no kernel task can
-// have one, and the kernel's encoding of thread CPU clock ids holds them. Main (thread0) runs on main's own TCB, whose id is the pid. A
-// call the shim does not see (a raw syscall instruction, a /proc path)
-// therefore names no task at all and fails as for an exited thread (ESRCH,
-// ENOENT); it can never reach an unrelated task. docs/preload.md lists
-// what differs.
+// have one, and the kernel's encoding of thread CPU clock ids holds them. Main (thread0) runs on
+// main's own TCB, whose id is the pid. A call the shim does not see (a raw syscall instruction, a
+// /proc path) therefore names no task at all and fails as for an exited thread (ESRCH, ENOENT); it
+// can never reach an unrelated task. docs/preload.md lists what differs.
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -57,7 +56,9 @@ spin_pdr_lock_t g_lock = SPINPDR_INITIALIZER;
 
 Entry *&bucket(pid_t tid) { return g_buckets[static_cast<unsigned>(tid) % kBuckets]; }
 
-pid_t tid_in(void *tcb) { return *reinterpret_cast<pid_t *>(static_cast<char *>(tcb) + g_tid_offset); }
+pid_t tid_in(void *tcb) {
+  return *reinterpret_cast<pid_t *>(static_cast<char *>(tcb) + g_tid_offset);
+}
 
 Entry *find_locked(pid_t tid) {
   for (Entry *e = bucket(tid); e != nullptr; e = e->next)
@@ -208,7 +209,8 @@ bool identity_syscall(long number, long a1, long a2, long a3, long *ret) {
 // describe the process; an exited upthread's tid fails with ESRCH.
 bool affinity_by_tid(pid_t tid, size_t size, cpu_set_t *get, int *ret) {
   if (tid == 0) return false;
-  int err = with_upthread(tid, [](struct upthread *, void *) {}, nullptr);
+  int err = with_upthread(
+      tid, [](struct upthread *, void *) {}, nullptr);
   if (err < 0) return false;
   if (err != 0) {
     *ret = fail(err);

@@ -19,17 +19,17 @@ struct Mutex {
   unsigned ceiling;  // __nusers: the priority ceiling (PP mutexes only)
   int kind;          // __kind: type in the low 2 bits, and glibc's flag bits
   short spins, elision;
-  void *owner;        // __list.__prev: the holder's self_id()
-  Mutex *robust_next; // __list.__next: the holder's next robust mutex
+  void *owner;         // __list.__prev: the holder's self_id()
+  Mutex *robust_next;  // __list.__next: the holder's next robust mutex
 };
 static_assert(sizeof(Mutex) == sizeof(pthread_mutex_t));
 static_assert(offsetof(Mutex, kind) == 16, "glibc's __kind");
 
-constexpr int kTypeMask = 3;     // PTHREAD_MUTEX_KIND_MASK_NP
-constexpr int kRobust = 16;      // PTHREAD_MUTEX_ROBUST_NORMAL_NP
-constexpr int kPrioInherit = 32; // PTHREAD_MUTEX_PRIO_INHERIT_NP
-constexpr int kPrioProtect = 64; // PTHREAD_MUTEX_PRIO_PROTECT_NP
-constexpr int kPshared = 128;    // PTHREAD_MUTEX_PSHARED_BIT
+constexpr int kTypeMask = 3;      // PTHREAD_MUTEX_KIND_MASK_NP
+constexpr int kRobust = 16;       // PTHREAD_MUTEX_ROBUST_NORMAL_NP
+constexpr int kPrioInherit = 32;  // PTHREAD_MUTEX_PRIO_INHERIT_NP
+constexpr int kPrioProtect = 64;  // PTHREAD_MUTEX_PRIO_PROTECT_NP
+constexpr int kPshared = 128;     // PTHREAD_MUTEX_PSHARED_BIT
 
 // A robust mutex's state. OwnerDead: its holder exited holding it (the next
 // to take it gets EOWNERDEAD); Inconsistent: held after EOWNERDEAD, not yet

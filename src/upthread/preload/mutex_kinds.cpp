@@ -89,7 +89,8 @@ void robust_thread_exit() {
     m->robust_state = kRobustOwnerDead;
     m->count = 0;
     std::atomic_ref<void *>(m->owner).store(nullptr, std::memory_order_relaxed);
-    if (std::atomic_ref<int>(m->lock).exchange(0, std::memory_order_release) == 2) futex_wake(&m->lock, 1);
+    if (std::atomic_ref<int>(m->lock).exchange(0, std::memory_order_release) == 2)
+      futex_wake(&m->lock, 1);
   }
 }
 

@@ -73,7 +73,8 @@ int sched_for_new_thread(const pthread_attr_t *attr, const SchedState *creator, 
 
 int sched_set(SchedState *s, int policy, const struct sched_param *p) {
   if (int err = probe(policy, p->sched_priority); err != 0) return err;
-  *s = SchedState{base_policy(policy), p->sched_priority, base_policy(policy), p->sched_priority, true};
+  *s = SchedState{base_policy(policy), p->sched_priority, base_policy(policy), p->sched_priority,
+                  true};
   return 0;
 }
 

@@ -36,9 +36,9 @@ F real_fn(std::atomic<void *> &slot, const char *name) {
 }
 
 // REAL(pthread_mutex_lock)(args...) calls glibc's function.
-#define REAL(name)                                                    \
-  ([]() {                                                             \
-    static std::atomic<void *> slot_{nullptr};                        \
+#define REAL(name)                                                            \
+  ([]() {                                                                     \
+    static std::atomic<void *> slot_{nullptr};                                \
     return ::parlib::detail::preload::real_fn<decltype(&name)>(slot_, #name); \
   }())
 

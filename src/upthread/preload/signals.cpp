@@ -43,7 +43,6 @@ SHIM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
   return upthread_sigmask(how, set, old);
 }
 
-
 // ============================================================= SIGUSR1
 
 // The runtime notifies vcores with SIGUSR1 (queued with a cookie naming
@@ -126,13 +125,15 @@ SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
     return SIG_ERR;
   }
   // glibc's signal() has BSD semantics: SA_RESTART, handler kept.
-  struct sigaction act {}, old{};
+  struct sigaction act {
+  }, old{};
   act.sa_handler = handler;
   act.sa_flags = SA_RESTART;
   sigemptyset(&act.sa_mask);
   sigaction(sig, &act, &old);
-  return (old.sa_flags & SA_SIGINFO) ? reinterpret_cast<sighandler_t>(reinterpret_cast<void *>(old.sa_sigaction))
-                                     : old.sa_handler;
+  return (old.sa_flags & SA_SIGINFO)
+             ? reinterpret_cast<sighandler_t>(reinterpret_cast<void *>(old.sa_sigaction))
+             : old.sa_handler;
 }
 
 // raise() is tgkill to the calling task, which would look like one of the

@@ -127,7 +127,8 @@ void futex_wake(int *word, int n) {
   // with kernel_wait's increment and the kernel's compare); parlib's futex
   // call in between orders them on x86 only by accident of its locks.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!g_native_only.load(std::memory_order_relaxed)) ::futex(word, FUTEX_WAKE, n, nullptr, nullptr, 0);
+  if (!g_native_only.load(std::memory_order_relaxed))
+    ::futex(word, FUTEX_WAKE, n, nullptr, nullptr, 0);
   if (g_native_only.load(std::memory_order_relaxed) ||
       g_native_waiters.load(std::memory_order_seq_cst) > 0)
     parlib::detail::futex_wake(word, n);
@@ -150,7 +151,7 @@ std::atomic_ref<T> at(T &x) {
 
 // ------------------------------------------------------------ mutexes
 
-constexpr int kSpinTries = 100;   // before blocking: the holder may be on another vcore
+constexpr int kSpinTries = 100;  // before blocking: the holder may be on another vcore
 
 bool pshared(const Mutex *m) { return (m->kind & kPshared) != 0; }
 int type_of(const Mutex *m) {
@@ -245,10 +246,10 @@ int mutex_unlock(pthread_mutex_t *pm) {
 // a zeroed (PTHREAD_COND_INITIALIZER) object is a private realtime condvar
 // and a shared one made by glibc's init is recognised.
 struct Cond {
-  int seq;               // futex word: bumped by every signal and broadcast
-  unsigned waiters;      // threads between taking seq and leaving the wait
+  int seq;           // futex word: bumped by every signal and broadcast
+  unsigned waiters;  // threads between taking seq and leaving the wait
   unsigned pad[7];
-  unsigned flags;        // offset 36
+  unsigned flags;  // offset 36
   unsigned pad2[2];
 };
 static_assert(sizeof(Cond) == sizeof(pthread_cond_t));
@@ -312,18 +313,18 @@ bool cond_shared(pthread_cond_t *pc) { return (C(pc)->flags & kCondShared) != 0;
 // NONRECURSIVE_NP) makes readers wait for waiting writers, otherwise
 // readers are preferred, as glibc's default.
 struct Rwlock {
-  int lock;                  // guards the counts (a 0/1/2 lock word)
+  int lock;  // guards the counts (a 0/1/2 lock word)
   unsigned readers;
-  unsigned writer;           // 1 while write-held
+  unsigned writer;  // 1 while write-held
   unsigned writers_waiting;
-  int rseq;                  // futex word of waiting readers
-  int wseq;                  // futex word of waiting writers
+  int rseq;  // futex word of waiting readers
+  int wseq;  // futex word of waiting writers
   int unused_cur_writer;
-  int shared;                // glibc's __shared (offset 28)
+  int shared;  // glibc's __shared (offset 28)
   unsigned readers_waiting;
   unsigned pad;
-  void *writer_id;           // self_id() of the writer (offset 40)
-  unsigned flags;            // glibc's __flags (offset 48)
+  void *writer_id;  // self_id() of the writer (offset 40)
+  unsigned flags;   // glibc's __flags (offset 48)
   unsigned pad2;
 };
 static_assert(sizeof(Rwlock) == sizeof(pthread_rwlock_t));
@@ -714,7 +715,8 @@ SHIM_EXPORT int pthread_barrier_wait(pthread_barrier_t *pb) {
     return PTHREAD_BARRIER_SERIAL_THREAD;
   }
   unlock_word(&b->lock);
-  while (at(b->phase).load(std::memory_order_acquire) == phase) futex_wait(&b->phase, phase, nullptr, 0);
+  while (at(b->phase).load(std::memory_order_acquire) == phase)
+    futex_wait(&b->phase, phase, nullptr, 0);
   return 0;
 }
 
@@ -727,7 +729,8 @@ SHIM_EXPORT int pthread_spin_init(pthread_spinlock_t *l, int) {
 SHIM_EXPORT int pthread_spin_destroy(pthread_spinlock_t *) { return 0; }
 SHIM_EXPORT int pthread_spin_trylock(pthread_spinlock_t *l) {
   int c = 0;
-  return std::atomic_ref<int>(*const_cast<int *>(l)).compare_exchange_strong(c, 1, std::memory_order_acquire)
+  return std::atomic_ref<int>(*const_cast<int *>(l))
+                 .compare_exchange_strong(c, 1, std::memory_order_acquire)
              ? 0
              : EBUSY;
 }

@@ -59,7 +59,8 @@ int clock_ns(clockid_t clock, uint64_t *ns) {
     *ns = cpu_ns(upthread_self());
     return 0;
   }
-  int err = with_upthread(tid, [](struct upthread *ut, void *p) { *static_cast<uint64_t *>(p) = cpu_ns(ut); }, ns);
+  int err = with_upthread(
+      tid, [](struct upthread *ut, void *p) { *static_cast<uint64_t *>(p) = cpu_ns(ut); }, ns);
   return err == ESRCH ? EINVAL : err;
 }
 
@@ -122,11 +123,14 @@ SHIM_EXPORT int getrusage(__rusage_who_t who, struct rusage *ru) {
   auto us = [](const timeval &tv) { return uint64_t(tv.tv_sec) * 1000000u + uint64_t(tv.tv_usec); };
   uint64_t task_user = us(ru->ru_utime), task_total = task_user + us(ru->ru_stime);
   uint64_t total = ns / 1000;
-  uint64_t user = task_total == 0 ? total : static_cast<uint64_t>(static_cast<double>(total) *
-                                                                  static_cast<double>(task_user) /
-                                                                  static_cast<double>(task_total));
+  uint64_t user = task_total == 0 ? total
+                                  : static_cast<uint64_t>(static_cast<double>(total) *
+                                                          static_cast<double>(task_user) /
+                                                          static_cast<double>(task_total));
   uint64_t sys = total - user;
-  ru->ru_utime = timeval{static_cast<time_t>(user / 1000000), static_cast<suseconds_t>(user % 1000000)};
-  ru->ru_stime = timeval{static_cast<time_t>(sys / 1000000), static_cast<suseconds_t>(sys % 1000000)};
+  ru->ru_utime =
+      timeval{static_cast<time_t>(user / 1000000), static_cast<suseconds_t>(user % 1000000)};
+  ru->ru_stime =
+      timeval{static_cast<time_t>(sys / 1000000), static_cast<suseconds_t>(sys % 1000000)};
   return 0;
 }

@@ -385,8 +385,8 @@ SHIM_EXPORT int pthread_join(pthread_t t, void **retval) {
   // unwinding), then collect it with cancellation off (the exit is then
   // imminent).
   int state = std::atomic_ref<int>(s->done).load(std::memory_order_acquire);
-  if (state == 0 && s->ut->join_state.load(std::memory_order_acquire) ==
-                        parlib::detail::upthread_impl::kDetached)
+  if (state == 0 &&
+      s->ut->join_state.load(std::memory_order_acquire) == parlib::detail::upthread_impl::kDetached)
     return EINVAL;
   while (state == 0) {
     if (futex_wait_cancellable(&s->done, 0, nullptr, 0) == ECANCELED) testcancel();

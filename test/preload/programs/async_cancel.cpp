@@ -107,8 +107,8 @@ void *controller(void *) {
     if (ret == PTHREAD_CANCELED) ++canceled;
   }
   double took = now_s() - t0;
-  printf("computing: %d of %d cancelled, destructors %d, cleanup handlers %d\n", canceled,
-         kTargets, destructors.load(), cleanups.load());
+  printf("computing: %d of %d cancelled, destructors %d, cleanup handlers %d\n", canceled, kTargets,
+         destructors.load(), cleanups.load());
   // A few 10 ms preemption periods are enough (20-40 ms on an idle
   // machine); the bound is generous for a loaded one.
   printf("computing: cancelled within 20 s: %s\n", took < 20.0 ? "yes" : "no");

@@ -81,7 +81,8 @@ static void work(const char *label) {
   int sr = sem_timedwait(&s, &dl);
   int se = errno;
   printf("%s: read %zd, poll %d, cond %s, sem %s\n", label, n, pr,
-         cr == ETIMEDOUT ? "ETIMEDOUT" : "other", sr == -1 && se == ETIMEDOUT ? "ETIMEDOUT" : "other");
+         cr == ETIMEDOUT ? "ETIMEDOUT" : "other",
+         sr == -1 && se == ETIMEDOUT ? "ETIMEDOUT" : "other");
   close(p[0]);
   close(p[1]);
 }

@@ -93,8 +93,7 @@ int main() {
     p.set_value(42);
   });
   bool not_ready = pf.wait_for(1ms) == std::future_status::timeout;
-  std::printf("async total %ld, promise %d (not ready at first: %d)\n", total, pf.get(),
-              not_ready);
+  std::printf("async total %ld, promise %d (not ready at first: %d)\n", total, pf.get(), not_ready);
   setter.join();
 
   // std::shared_mutex

@@ -48,9 +48,7 @@ static void *finisher(void *arg) {
   pthread_mutex_unlock(&m);
   return NULL;
 }
-static void report(void) {
-  printf("atexit: finished %d\n", finished);
-}
+static void report(void) { printf("atexit: finished %d\n", finished); }
 
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "return";

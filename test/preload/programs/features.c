@@ -15,12 +15,12 @@
 #define NTHREADS 8
 #define ITERS 20000
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      printf("FAILED %s:%d %s\n", __FILE__, __LINE__, #cond);              \
-      exit(1);                                                             \
-    }                                                                      \
+#define CHECK(cond)                                           \
+  do {                                                        \
+    if (!(cond)) {                                            \
+      printf("FAILED %s:%d %s\n", __FILE__, __LINE__, #cond); \
+      exit(1);                                                \
+    }                                                         \
   } while (0)
 
 static pthread_mutex_t normal = PTHREAD_MUTEX_INITIALIZER;
@@ -59,7 +59,8 @@ static void test_mutexes(void) {
   printf("errorcheck relock: %s\n", pthread_mutex_lock(&errorcheck) == EDEADLK ? "EDEADLK" : "?");
   printf("errorcheck trylock: %s\n", pthread_mutex_trylock(&errorcheck) == EBUSY ? "EBUSY" : "?");
   CHECK(pthread_mutex_unlock(&errorcheck) == 0);
-  printf("errorcheck unlock unheld: %s\n", pthread_mutex_unlock(&errorcheck) == EPERM ? "EPERM" : "?");
+  printf("errorcheck unlock unheld: %s\n",
+         pthread_mutex_unlock(&errorcheck) == EPERM ? "EPERM" : "?");
   CHECK(pthread_mutex_lock(&recursive) == 0);
   printf("recursive trylock by owner: %d\n", pthread_mutex_trylock(&recursive));
   CHECK(pthread_mutex_unlock(&recursive) == 0 && pthread_mutex_unlock(&recursive) == 0);
@@ -78,7 +79,8 @@ static void test_mutexes(void) {
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_nsec += 20 * 1000 * 1000;
   if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-  printf("timedlock held: %s\n", pthread_mutex_timedlock(&normal, &ts) == ETIMEDOUT ? "ETIMEDOUT" : "?");
+  printf("timedlock held: %s\n",
+         pthread_mutex_timedlock(&normal, &ts) == ETIMEDOUT ? "ETIMEDOUT" : "?");
   CHECK(pthread_mutex_unlock(&normal) == 0);
 }
 
@@ -133,12 +135,14 @@ static void test_condvars(void) {
   if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
   pthread_mutex_lock(&qlock);
   int err;
-  do err = pthread_cond_timedwait(&mono, &qlock, &ts); while (err == 0);
+  do err = pthread_cond_timedwait(&mono, &qlock, &ts);
+  while (err == 0);
   printf("cond timedwait (monotonic): %s\n", err == ETIMEDOUT ? "ETIMEDOUT" : "?");
   clock_gettime(CLOCK_MONOTONIC, &ts);
   ts.tv_nsec += 10 * 1000 * 1000;
   if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-  do err = pthread_cond_clockwait(&notempty, &qlock, CLOCK_MONOTONIC, &ts); while (err == 0);
+  do err = pthread_cond_clockwait(&notempty, &qlock, CLOCK_MONOTONIC, &ts);
+  while (err == 0);
   printf("cond clockwait: %s\n", err == ETIMEDOUT ? "ETIMEDOUT" : "?");
   pthread_mutex_unlock(&qlock);
   CHECK(pthread_cond_destroy(&mono) == 0);
@@ -169,7 +173,8 @@ static void test_rwlock(void) {
   for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
   printf("rwlock writes: %ld\n", shared_data[0]);
   CHECK(pthread_rwlock_rdlock(&rw) == 0);
-  printf("rwlock trywrlock while read: %s\n", pthread_rwlock_trywrlock(&rw) == EBUSY ? "EBUSY" : "?");
+  printf("rwlock trywrlock while read: %s\n",
+         pthread_rwlock_trywrlock(&rw) == EBUSY ? "EBUSY" : "?");
   printf("rwlock tryrdlock while read: %d\n", pthread_rwlock_tryrdlock(&rw));
   pthread_rwlock_unlock(&rw);
   pthread_rwlock_unlock(&rw);
@@ -204,10 +209,12 @@ static void test_barrier_spin(void) {
   CHECK(pthread_barrier_init(&barrier, NULL, NTHREADS) == 0);
   CHECK(pthread_spin_init(&spin, PTHREAD_PROCESS_PRIVATE) == 0);
   pthread_t t[NTHREADS];
-  for (long i = 0; i < NTHREADS; i++) CHECK(pthread_create(&t[i], NULL, barrier_worker, (void *)i) == 0);
+  for (long i = 0; i < NTHREADS; i++)
+    CHECK(pthread_create(&t[i], NULL, barrier_worker, (void *)i) == 0);
   for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
   printf("barrier serial threads: %d, spin counter: %ld\n", serial_count, spin_counter);
-  printf("barrier init 0: %s\n", pthread_barrier_init(&barrier, NULL, 0) == EINVAL ? "EINVAL" : "?");
+  printf("barrier init 0: %s\n",
+         pthread_barrier_init(&barrier, NULL, 0) == EINVAL ? "EINVAL" : "?");
   CHECK(pthread_barrier_destroy(&barrier) == 0);
   CHECK(pthread_spin_destroy(&spin) == 0);
 }
@@ -242,7 +249,8 @@ static void *once_worker(void *arg) {
 static void test_keys_once(void) {
   CHECK(pthread_key_create(&key, key_dtor) == 0);
   pthread_t t[NTHREADS];
-  for (long i = 0; i < NTHREADS; i++) CHECK(pthread_create(&t[i], NULL, key_worker, (void *)i) == 0);
+  for (long i = 0; i < NTHREADS; i++)
+    CHECK(pthread_create(&t[i], NULL, key_worker, (void *)i) == 0);
   for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
   printf("key destructor calls: %d\n", destructor_calls);
   CHECK(pthread_key_delete(key) == 0);
@@ -319,7 +327,10 @@ static void *self_worker(void *arg) {
   return (void *)(i * 10);
 }
 static volatile sig_atomic_t got_usr2;
-static void on_usr2(int sig) { (void)sig; got_usr2 = 1; }
+static void on_usr2(int sig) {
+  (void)sig;
+  got_usr2 = 1;
+}
 static void *kill_target(void *arg) {
   (void)arg;
   while (!got_usr2) sched_yield();

@@ -106,14 +106,14 @@ static void child_main(int out, int forker, int round) {
   /* Three ways to end: _exit, exit (atexit handlers, stdio flushed) and
    * pthread_exit of the only thread (the process exits with status 0). */
   switch (round % 3) {
-  case 0:
-    fflush(stdout);
-    _exit(child_status(forker, round));
-  case 1:
-    exit(child_status(forker, round));
-  default:
-    fflush(stdout);
-    pthread_exit(NULL);
+    case 0:
+      fflush(stdout);
+      _exit(child_status(forker, round));
+    case 1:
+      exit(child_status(forker, round));
+    default:
+      fflush(stdout);
+      pthread_exit(NULL);
   }
 }
 
@@ -123,7 +123,8 @@ static int exit_status(pid_t pid) {
   while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
   if (r != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status)
+                           : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 static void fork_round(int forker, int round) {

@@ -131,8 +131,8 @@ int main(void) {
     if (i > 0 && tids[i] == tids[i - 1]) ++dup;
     if (tids[i] == getpid() || tids[i] <= 0) ++is_pid;
   }
-  printf("%d threads from %d creators: duplicate tids %d, tid == pid or <= 0: %d, unstable %d\n",
-         n, CREATORS, dup, is_pid, atomic_load(&unstable));
+  printf("%d threads from %d creators: duplicate tids %d, tid == pid or <= 0: %d, unstable %d\n", n,
+         CREATORS, dup, is_pid, atomic_load(&unstable));
 
   /* Signals by tid, to a live thread and to the same tid once exited. */
   struct sigaction sa;
@@ -147,10 +147,12 @@ int main(void) {
   printf("live thread: tid != pid: %s\n", tt != getpid() ? "yes" : "no");
   int r = tgkill(getpid(), tt, SIGUSR2);
   wait_handled(1);
-  printf("tgkill(live tid): %d, handler ran in the target: %d\n", r, atomic_load(&handled_in_target));
+  printf("tgkill(live tid): %d, handler ran in the target: %d\n", r,
+         atomic_load(&handled_in_target));
   r = (int)syscall(SYS_tkill, tt, SIGUSR2);
   wait_handled(2);
-  printf("tkill(live tid): %d, handler ran in the target: %d\n", r, atomic_load(&handled_in_target));
+  printf("tkill(live tid): %d, handler ran in the target: %d\n", r,
+         atomic_load(&handled_in_target));
   printf("tgkill(live tid, 0): %d\n", tgkill(getpid(), tt, 0));
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -171,13 +173,15 @@ int main(void) {
   printf("tgkill(exited tid): %d %s\n", r, r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
   errno = 0;
   r = (int)syscall(SYS_tgkill, getpid(), tt, SIGUSR2);
-  printf("syscall(SYS_tgkill, exited tid): %d %s\n", r, r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
+  printf("syscall(SYS_tgkill, exited tid): %d %s\n", r,
+         r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
   errno = 0;
   r = (int)syscall(SYS_tkill, tt, 0);
   printf("tkill(exited tid, 0): %d %s\n", r, r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
   errno = 0;
   r = sched_setaffinity(tt, sizeof set, &set);
-  printf("sched_setaffinity(exited tid): %d %s\n", r, r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
+  printf("sched_setaffinity(exited tid): %d %s\n", r,
+         r == -1 && errno == ESRCH ? "ESRCH" : strerror(errno));
   printf("/proc/self/task/<exited tid>: %s\n", task_dir(tt));
   /* Nothing delivered anywhere else, even later. */
   for (int i = 0; i < 1000; ++i) sched_yield();

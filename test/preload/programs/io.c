@@ -29,12 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define CHECK(cond)                                                                      \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       fprintf(stderr, "io.c:%d: check failed: %s (errno %d)\n", __LINE__, #cond, errno); \
-      exit(3);                                                                        \
-    }                                                                                 \
+      exit(3);                                                                           \
+    }                                                                                    \
   } while (0)
 
 /* Sizes the compiler cannot see (not constants: another file could change
@@ -72,7 +72,7 @@ static void read_exact(int fd, void *p, size_t n) {
 }
 
 static void write_exact(int fd, const void *p, size_t n) {
-  CHECK(write(fd, p, n) == (ssize_t)n);  /* a blocking write writes it all */
+  CHECK(write(fd, p, n) == (ssize_t)n); /* a blocking write writes it all */
 }
 
 /* ------------------------------------------------------- token ring */
@@ -99,7 +99,7 @@ static void token_ring(void) {
   for (int i = 0; i <= kRing; ++i) CHECK(pipe(g_ring[i]) == 0);
   pthread_t t[kRing];
   for (int i = 0; i < kRing; ++i) t[i] = spawn(ring_stage, (void *)(intptr_t)i);
-  usleep(20000);  /* every stage is now waiting in read() */
+  usleep(20000); /* every stage is now waiting in read() */
   uint32_t sum = 0;
   for (int r = 0; r < kRounds; ++r) {
     uint32_t token = (uint32_t)r;
@@ -308,7 +308,7 @@ static void tcp_echo(void) {
 
   pthread_t echoers[kConns];
   pthread_t acc = spawn(acceptor, echoers);
-  usleep(20000);  /* the acceptor now waits in accept() */
+  usleep(20000); /* the acceptor now waits in accept() */
   struct client clients[kConns];
   pthread_t send_t[kConns], recv_t[kConns];
   for (int i = 0; i < kConns; ++i) {
@@ -415,8 +415,8 @@ static void readiness(void) {
     CHECK(waited < 5000);
     char c;
     CHECK(read(p[0], &c, 1) == 1 && c == 'x');
-    printf("%s: timed out after >= 60 ms; woken by a writer: %d ready, %s\n", kWaitName[how],
-           r, (ev & POLLIN) ? "POLLIN" : "-");
+    printf("%s: timed out after >= 60 ms; woken by a writer: %d ready, %s\n", kWaitName[how], r,
+           (ev & POLLIN) ? "POLLIN" : "-");
     close(p[0]);
     close(p[1]);
   }
@@ -464,7 +464,7 @@ static void files_and_sleeps(void) {
    * runs (and finishes) first. */
   int order = 0;
   t = spawn(sleeper, &order);
-  usleep(1000);  /* let the sleeper start its sleep */
+  usleep(1000); /* let the sleeper start its sleep */
   CHECK(__atomic_load_n(&order, __ATOMIC_SEQ_CST) == 0);
   struct timespec ts = {0, 10 * 1000000L};
   CHECK(clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL) == 0);
@@ -519,9 +519,8 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     void (*run)(void);
-  } parts[] = {{"ring", token_ring}, {"pipe", bulk_pipe}, {"tcp", tcp_echo},
-               {"ready", readiness}, {"files", files_and_sleeps},
-               {"fork", fork_child_io}};
+  } parts[] = {{"ring", token_ring}, {"pipe", bulk_pipe},         {"tcp", tcp_echo},
+               {"ready", readiness}, {"files", files_and_sleeps}, {"fork", fork_child_io}};
   alarm(60); /* a deadlock fails the test (SIGALRM) instead of hanging it */
   setvbuf(stdout, NULL, _IOLBF, 0);
   int ran = 0;

@@ -50,9 +50,9 @@ struct shared {
   pthread_mutex_t cm;
   pthread_cond_t cv;
   pthread_rwlock_t rw;
-  pthread_barrier_t bar;   /* 2 * NT threads */
-  pthread_barrier_t bar2;  /* the probes: 2 threads */
-  sem_t tok[2];            /* the token: side s waits on tok[s] */
+  pthread_barrier_t bar;  /* 2 * NT threads */
+  pthread_barrier_t bar2; /* the probes: 2 threads */
+  sem_t tok[2];           /* the token: side s waits on tok[s] */
   sem_t probe_sem;
   atomic_int phase[2];     /* each side's step in the lockstep */
   atomic_long progress[2]; /* each side's progress thread's iterations */
@@ -565,18 +565,17 @@ int main(int argc, char **argv) {
       printf("FAIL: the %s ended with status %#x\n", peer_name(how), status);
       failed = 1;
     }
-    printf("%s: mutex count %ld, condvar turns %ld+%ld, rwlock writes %ld, barrier arrivals %ld "
-           "serial %ld, token passes %ld+%ld, named %ld+%ld\n",
-           peer_name(how), sh->count, sh->turns[0], sh->turns[1], sh->writes,
-           atomic_load(&sh->arrivals), atomic_load(&sh->serials), sh->passes[0], sh->passes[1],
-           sh->named_passes[0], sh->named_passes[1]);
+    printf(
+        "%s: mutex count %ld, condvar turns %ld+%ld, rwlock writes %ld, barrier arrivals %ld "
+        "serial %ld, token passes %ld+%ld, named %ld+%ld\n",
+        peer_name(how), sh->count, sh->turns[0], sh->turns[1], sh->writes,
+        atomic_load(&sh->arrivals), atomic_load(&sh->serials), sh->passes[0], sh->passes[1],
+        sh->named_passes[0], sh->named_passes[1]);
     if (sh->count != 2L * NT * ITERS || sh->turns[0] != NT * (ITERS / 3) ||
-        sh->turns[1] != NT * (ITERS / 3) ||
-        atomic_load(&sh->arrivals) != 2L * NT * ROUNDS || atomic_load(&sh->serials) != ROUNDS ||
-        sh->writes != expected_writes() ||
+        sh->turns[1] != NT * (ITERS / 3) || atomic_load(&sh->arrivals) != 2L * NT * ROUNDS ||
+        atomic_load(&sh->serials) != ROUNDS || sh->writes != expected_writes() ||
         sh->passes[0] != NT * ITERS || sh->passes[1] != NT * ITERS ||
-        sh->named_passes[0] != NT * ITERS ||
-        sh->named_passes[1] != NT * ITERS) {
+        sh->named_passes[0] != NT * ITERS || sh->named_passes[1] != NT * ITERS) {
       printf("FAIL: wrong counts\n");
       failed = 1;
     }

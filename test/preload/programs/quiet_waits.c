@@ -43,13 +43,23 @@ static int sock_fds[2];
 static int sem_id, msg_id;
 
 enum wait_kind {
-  W_SIGTIMEDWAIT, W_PSELECT, W_PPOLL, W_EPOLL_PWAIT, W_SEMTIMEDOP, W_NANOSLEEP, W_FUTEX,
+  W_SIGTIMEDWAIT,
+  W_PSELECT,
+  W_PPOLL,
+  W_EPOLL_PWAIT,
+  W_SEMTIMEDOP,
+  W_NANOSLEEP,
+  W_FUTEX,
   W_TIMED_END,  // the untimed ones below are ended by main
-  W_SIGSUSPEND = W_TIMED_END, W_PAUSE, W_MSGRCV, W_RECV, W_COUNT
+  W_SIGSUSPEND = W_TIMED_END,
+  W_PAUSE,
+  W_MSGRCV,
+  W_RECV,
+  W_COUNT
 };
 static const char *const names[W_COUNT] = {
-    "sigtimedwait", "pselect", "ppoll", "epoll_pwait", "semtimedop", "nanosleep",
-    "futex(FUTEX_WAIT)", "sigsuspend", "pause", "msgrcv", "recv(SO_RCVTIMEO)"};
+    "sigtimedwait",      "pselect",    "ppoll", "epoll_pwait", "semtimedop",       "nanosleep",
+    "futex(FUTEX_WAIT)", "sigsuspend", "pause", "msgrcv",      "recv(SO_RCVTIMEO)"};
 
 struct result {
   long ret;
@@ -126,7 +136,10 @@ static long do_wait(int kind) {
     case W_PAUSE:
       return pause();
     case W_MSGRCV: {
-      struct { long type; char text[8]; } m;
+      struct {
+        long type;
+        char text[8];
+      } m;
       return msgrcv(msg_id, &m, sizeof m.text, 1, 0);
     }
     case W_RECV: {
@@ -161,8 +174,8 @@ static pid_t task_in_syscall(long nr) {
     snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
     FILE *f = fopen(path, "r");
     if (f == NULL) continue;
-    if (fgets(line, sizeof line, f) != NULL && strtol(line, NULL, 10) == nr &&
-        line[0] >= '0' && line[0] <= '9')
+    if (fgets(line, sizeof line, f) != NULL && strtol(line, NULL, 10) == nr && line[0] >= '0' &&
+        line[0] <= '9')
       found = (pid_t)atoi(e->d_name);
     fclose(f);
   }
@@ -230,7 +243,10 @@ int main(void) {
     }
   signal_waiter(W_SIGSUSPEND, SYS_rt_sigsuspend);
   signal_waiter(W_PAUSE, SYS_pause);
-  struct { long type; char text[8]; } m = {1, "message"};
+  struct {
+    long type;
+    char text[8];
+  } m = {1, "message"};
   msgsnd(msg_id, &m, sizeof m.text, 0);
   send(sock_fds[1], "x", 1, 0);
   for (int k = W_TIMED_END; k < W_COUNT; ++k) pthread_join(waiters[k], NULL);
@@ -254,13 +270,15 @@ int main(void) {
     int ok = r->ret == want_ret && (want_err == 0 || r->err == want_err);
     if (ok && timed && r->elapsed_ms < TIMEOUT_MS) ok = 0;
     if (ok) {
-      printf("%s: %s\n", names[k], timed ? "timed out, not before its timeout" : "ended by main only");
+      printf("%s: %s\n", names[k],
+             timed ? "timed out, not before its timeout" : "ended by main only");
     } else {
       printf("%s: returned %ld (%s) after %ld ms\n", names[k], r->ret, strerror(r->err),
              r->elapsed_ms);
       bad = 1;
     }
   }
-  printf("SIGUSR2 handler ran %s\n", atomic_load(&usr2_runs) == 2 ? "twice" : "a wrong number of times");
+  printf("SIGUSR2 handler ran %s\n",
+         atomic_load(&usr2_runs) == 2 ? "twice" : "a wrong number of times");
   return bad;
 }

@@ -35,15 +35,24 @@ static void *busy(void *arg) {
 
 static const char *err_name(int e) {
   switch (e) {
-    case 0: return "0";
-    case EOWNERDEAD: return "EOWNERDEAD";
-    case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
-    case EBUSY: return "EBUSY";
-    case EPERM: return "EPERM";
-    case EINVAL: return "EINVAL";
-    case EDEADLK: return "EDEADLK";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    default: return strerror(e);
+    case 0:
+      return "0";
+    case EOWNERDEAD:
+      return "EOWNERDEAD";
+    case ENOTRECOVERABLE:
+      return "ENOTRECOVERABLE";
+    case EBUSY:
+      return "EBUSY";
+    case EPERM:
+      return "EPERM";
+    case EINVAL:
+      return "EINVAL";
+    case EDEADLK:
+      return "EDEADLK";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    default:
+      return strerror(e);
   }
 }
 
@@ -133,8 +142,9 @@ static void robust_tests(int type, const char *name) {
   int l1 = pthread_mutex_lock(&rm);
   int l2 = pthread_mutex_trylock(&rm);
   int c = pthread_mutex_consistent(&rm);
-  printf("%s, not made consistent: trylock %s, unlock %s, then lock %s, trylock %s, consistent %s\n",
-         name, err_name(r), err_name(u), err_name(l1), err_name(l2), err_name(c));
+  printf(
+      "%s, not made consistent: trylock %s, unlock %s, then lock %s, trylock %s, consistent %s\n",
+      name, err_name(r), err_name(u), err_name(l1), err_name(l2), err_name(c));
   /* consistent on a healthy robust mutex, and unlock by a non-owner. */
   init_mutex(&rm, type, 1, -1);
   pthread_mutex_lock(&rm);
@@ -212,7 +222,8 @@ static void protocol_tests(int protocol, const char *name) {
   for (int i = 0; i < WORKERS; ++i)
     if (pthread_create(&w[i], NULL, contend, NULL) != 0) exit(3);
   for (int i = 0; i < WORKERS; ++i) pthread_join(w[i], NULL);
-  printf("%s: counter %ld of %d, failed locks %d\n", name, counter, WORKERS * ROUNDS, atomic_load(&bad));
+  printf("%s: counter %ld of %d, failed locks %d\n", name, counter, WORKERS * ROUNDS,
+         atomic_load(&bad));
   /* Held by another thread: trylock EBUSY, timedlock ETIMEDOUT, unlock EPERM. */
   atomic_store(&held, 0);
   atomic_store(&release_it, 0);
@@ -252,7 +263,8 @@ static void protocol_tests(int protocol, const char *name) {
   int r4 = pthread_mutex_unlock(&pm), r5 = pthread_mutex_unlock(&pm);
   pthread_mutex_destroy(&pm);
   printf("%s errorcheck: relock %s, second unlock %s; recursive: %s %s %s, unlocks %s %s\n", name,
-         err_name(e), err_name(e2), err_name(r1), err_name(r2), err_name(r3), err_name(r4), err_name(r5));
+         err_name(e), err_name(e2), err_name(r1), err_name(r2), err_name(r3), err_name(r4),
+         err_name(r5));
 }
 
 static void ceiling_tests(void) {
@@ -263,7 +275,8 @@ static void ceiling_tests(void) {
   printf(" %d\n", c);
   pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_PROTECT);
   int max = sched_get_priority_max(SCHED_FIFO);
-  printf("attr setprioceiling(max+1): %s\n", err_name(pthread_mutexattr_setprioceiling(&a, max + 1)));
+  printf("attr setprioceiling(max+1): %s\n",
+         err_name(pthread_mutexattr_setprioceiling(&a, max + 1)));
   printf("attr setprioceiling(5): %s\n", err_name(pthread_mutexattr_setprioceiling(&a, 5)));
   pthread_mutex_t m;
   pthread_mutex_init(&m, &a);
@@ -275,7 +288,8 @@ static void ceiling_tests(void) {
   c = -1;
   pthread_mutex_getprioceiling(&m, &c);
   printf("mutex setprioceiling(7): %s, old %d, now %d\n", err_name(s), old, c);
-  printf("mutex setprioceiling(max+1): %s\n", err_name(pthread_mutex_setprioceiling(&m, max + 1, &old)));
+  printf("mutex setprioceiling(max+1): %s\n",
+         err_name(pthread_mutex_setprioceiling(&m, max + 1, &old)));
   pthread_mutex_destroy(&m);
   pthread_mutexattr_destroy(&a);
   /* Not a PP mutex: EINVAL. */

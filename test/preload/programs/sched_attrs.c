@@ -18,22 +18,34 @@
 
 static const char *pol(int p) {
   switch (p) {
-    case SCHED_OTHER: return "OTHER";
-    case SCHED_FIFO: return "FIFO";
-    case SCHED_RR: return "RR";
-    case SCHED_BATCH: return "BATCH";
-    case SCHED_IDLE: return "IDLE";
-    default: return "?";
+    case SCHED_OTHER:
+      return "OTHER";
+    case SCHED_FIFO:
+      return "FIFO";
+    case SCHED_RR:
+      return "RR";
+    case SCHED_BATCH:
+      return "BATCH";
+    case SCHED_IDLE:
+      return "IDLE";
+    default:
+      return "?";
   }
 }
 static const char *en(int e) {
   switch (e) {
-    case 0: return "0";
-    case EINVAL: return "EINVAL";
-    case EPERM: return "EPERM";
-    case ENOTSUP: return "ENOTSUP";
-    case ESRCH: return "ESRCH";
-    default: return strerror(e);
+    case 0:
+      return "0";
+    case EINVAL:
+      return "EINVAL";
+    case EPERM:
+      return "EPERM";
+    case ENOTSUP:
+      return "ENOTSUP";
+    case ESRCH:
+      return "ESRCH";
+    default:
+      return strerror(e);
   }
 }
 
@@ -147,7 +159,8 @@ static void *creator(void *arg) {
   struct sched_param ksp = {-1};
   int kp = sched_getscheduler(0);
   sched_getparam(0, &ksp);
-  printf("after sched_setscheduler(0), sched_getscheduler(0): %s %d\n", pol(kp), ksp.sched_priority);
+  printf("after sched_setscheduler(0), sched_getscheduler(0): %s %d\n", pol(kp),
+         ksp.sched_priority);
   sp.sched_priority = 0;
   sched_setscheduler(0, SCHED_OTHER, &sp);
   return NULL;

@@ -57,26 +57,32 @@ static void set_timeout(int fd, int opt, long ms) {
 static const char *err_name(long r, int err) {
   if (r >= 0) return "ok";
   switch (err) {
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EPIPE: return "EPIPE";
-    case EINTR: return "EINTR";
-    default: return "other";
+    case EAGAIN:
+      return "EAGAIN";
+    case EBADF:
+      return "EBADF";
+    case ENOTSOCK:
+      return "ENOTSOCK";
+    case EPIPE:
+      return "EPIPE";
+    case EINTR:
+      return "EINTR";
+    default:
+      return "other";
   }
 }
 
 /* A call that must time out: its result and whether it waited at least
  * the timeout (and returned within a generous bound). */
-#define TIMED(label, call)                                                      \
-  do {                                                                          \
-    long t0 = now_ms();                                                         \
-    errno = 0;                                                                  \
-    long r_ = (long)(call);                                                     \
-    int e_ = errno;                                                             \
-    long dt = now_ms() - t0;                                                    \
-    printf("%s: %s, waited the timeout: %s\n", label, err_name(r_, e_),          \
-           dt >= TIMEOUT_MS - 1 && dt < 5000 ? "yes" : "no");                   \
+#define TIMED(label, call)                                              \
+  do {                                                                  \
+    long t0 = now_ms();                                                 \
+    errno = 0;                                                          \
+    long r_ = (long)(call);                                             \
+    int e_ = errno;                                                     \
+    long dt = now_ms() - t0;                                            \
+    printf("%s: %s, waited the timeout: %s\n", label, err_name(r_, e_), \
+           dt >= TIMEOUT_MS - 1 && dt < 5000 ? "yes" : "no");           \
   } while (0)
 
 static void pair(int sv[2]) {

@@ -55,7 +55,8 @@ static void *sleeper(void *arg) {
   sleep_rusage_ns = ((int64_t)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000 +
                      (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
                      (int64_t)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000 +
-                     (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) * 1000;
+                     (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) *
+                    1000;
   return NULL;
 }
 
@@ -86,7 +87,8 @@ int main(void) {
   int64_t m0 = ns(CLOCK_THREAD_CPUTIME_ID);
   for (volatile long k = 0; k < 20000000; ++k) {
   }
-  printf("main's CPU time grows while it spins: %s\n", ns(CLOCK_THREAD_CPUTIME_ID) > m0 ? "yes" : "no");
+  printf("main's CPU time grows while it spins: %s\n",
+         ns(CLOCK_THREAD_CPUTIME_ID) > m0 ? "yes" : "no");
 
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nbusy = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
@@ -127,7 +129,8 @@ int main(void) {
   times(&t1);
   long hz = sysconf(_SC_CLK_TCK);
   clock_t ticks = (t1.tms_utime + t1.tms_stime) - (t0.tms_utime + t0.tms_stime);
-  printf("times() counts the busy threads (>= 100 ms): %s\n", ticks * 1000 / hz >= 100 ? "yes" : "no");
+  printf("times() counts the busy threads (>= 100 ms): %s\n",
+         ticks * 1000 / hz >= 100 ? "yes" : "no");
   printf("CLOCK_PROCESS_CPUTIME_ID counts them too: %s\n",
          ns(CLOCK_PROCESS_CPUTIME_ID) - p0 >= 100000000 ? "yes" : "no");
   return 0;

@@ -11,7 +11,10 @@
 static volatile sig_atomic_t got;
 static volatile int arrived;
 
-static void on_usr1(int sig) { (void)sig; got++; }
+static void on_usr1(int sig) {
+  (void)sig;
+  got++;
+}
 static void on_usr1_info(int sig, siginfo_t *info, void *uc) {
   (void)sig;
   (void)uc;

@@ -123,7 +123,8 @@ int main(void) {
   sev.sigev_notify_function = glibc_threads;
   timer_t timer;
   struct itimerspec its = {{0, 0}, {0, 1000}};
-  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0 || timer_settime(timer, 0, &its, NULL) != 0) {
+  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0 ||
+      timer_settime(timer, 0, &its, NULL) != 0) {
     perror("timer");
     return 3;
   }

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(call)                                                             \
-  do {                                                                          \
-    int err_ = (call);                                                          \
-    if (err_ != 0) {                                                            \
+#define CHECK(call)                                                                  \
+  do {                                                                               \
+    int err_ = (call);                                                               \
+    if (err_ != 0) {                                                                 \
       fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, strerror(err_)); \
-      exit(1);                                                                  \
-    }                                                                           \
+      exit(1);                                                                       \
+    }                                                                                \
   } while (0)
 #endif

@@ -17,7 +17,10 @@ static void *other(void *arg) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_nsec += 20 * 1000 * 1000;
-  if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
   printf("timedlock held mutex: %s\n", strerror(pthread_mutex_timedlock(&held, &ts)));
   sem_post(&sem);
   return NULL;

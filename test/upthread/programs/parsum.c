@@ -38,7 +38,8 @@ int main(void) {
   pthread_t t[THREADS];
   for (long i = 0; i < THREADS; ++i) CHECK(pthread_create(&t[i], NULL, worker, (void *)i));
   for (int i = 0; i < THREADS; ++i) CHECK(pthread_join(t[i], NULL));
-  for (int p = 0; p < PHASES; ++p) printf("phase %d total %ld serial %d\n", p, totals[p], serial_count[p]);
+  for (int p = 0; p < PHASES; ++p)
+    printf("phase %d total %ld serial %d\n", p, totals[p], serial_count[p]);
   CHECK(pthread_barrier_destroy(&barrier));
   return 0;
 }

@@ -6,8 +6,8 @@
 
 namespace parlib::detail {
 
-void make_context(ArchContext *ctx, void *stack_bottom, size_t stack_size,
-                  void (*entry)(void *), void *arg) {
+void make_context(ArchContext *ctx, void *stack_bottom, size_t stack_size, void (*entry)(void *),
+                  void *arg) {
   uintptr_t top = reinterpret_cast<uintptr_t>(stack_bottom) + stack_size;
   // parlib_ctx_start runs with rsp 16-aligned and calls the entry, which
   // therefore starts with rsp = 8 (mod 16), as after any call.

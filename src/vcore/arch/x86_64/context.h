@@ -53,8 +53,7 @@ extern "C" {
 // Saves the caller's context into *save, switches to new_sp (16-byte
 // aligned) and calls fn(arg) there, which must not return. Resuming *save
 // later (parlib_ctx_restore) returns from this call.
-void parlib_ctx_save_and_call(ArchContext *save, void *new_sp, void (*fn)(void *),
-                              void *arg);
+void parlib_ctx_save_and_call(ArchContext *save, void *new_sp, void (*fn)(void *), void *arg);
 // Loads *ctx and continues there. Never returns.
 [[noreturn]] void parlib_ctx_restore(const ArchContext *ctx);
 // Saves the caller's context into *save and loads *load: a plain switch.
@@ -71,8 +70,8 @@ void parlib_ctx_start(void);
 // with the alignment a call gives (rsp = 8 mod 16 at entry), the caller's
 // MXCSR and x87 control word, and a return into parlib_ctx_start's abort
 // path should entry return.
-void make_context(ArchContext *ctx, void *stack_bottom, size_t stack_size,
-                  void (*entry)(void *), void *arg);
+void make_context(ArchContext *ctx, void *stack_bottom, size_t stack_size, void (*entry)(void *),
+                  void *arg);
 
 }  // namespace parlib::detail
 
