@@ -14,11 +14,12 @@ group=${1:-build}
 # make: the presets use the Unix Makefiles generator, and cmake only
 # recommends make (apt-get below does not install recommends).
 build=(cmake make g++ pkg-config liburing-dev libgtest-dev libbenchmark-dev)
-# gdb: the debugger extension's tests (test/debug). The rest: real programs
+# gdb: the debugger extension's tests (test/debug). clang-format: CI's
+# layout check (scripts/check-format.sh). The rest: real programs
 # the LD_PRELOAD shim's tests run against their native runs
 # (test/preload/realprogs.sh). Each test skips, visibly, where its program
 # is missing.
-test=(gdb pigz sysbench xz-utils zstd pbzip2 lbzip2 plzip git curl python3 memcached)
+test=(gdb clang-format pigz sysbench xz-utils zstd pbzip2 lbzip2 plzip git curl python3 memcached)
 case ${group} in
   build) packages=("${build[@]}") ;;
   test) packages=("${build[@]}" "${test[@]}") ;;
